@@ -1,0 +1,35 @@
+"""Structures -> graphs, datasets and readers."""
+
+from . import keys
+from .graph import (
+    atoms_to_frame,
+    batch_graphs,
+    frame_to_graph,
+    from_ase,
+    from_pymatgen,
+    matrix_to_voigt,
+    pymatgen_to_frame,
+    to,
+    unbatch,
+    voigt_to_matrix,
+)
+from .neighbors import brute_force_neighbor_list, neighbor_list
+from .validate import StructureError, check_frame
+
+__all__ = [
+    "keys",
+    "atoms_to_frame",
+    "batch_graphs",
+    "frame_to_graph",
+    "from_ase",
+    "from_pymatgen",
+    "matrix_to_voigt",
+    "pymatgen_to_frame",
+    "to",
+    "unbatch",
+    "voigt_to_matrix",
+    "brute_force_neighbor_list",
+    "neighbor_list",
+    "StructureError",
+    "check_frame",
+]

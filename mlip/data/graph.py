@@ -1,0 +1,219 @@
+"""Structures -> graphs (DESIGN §2).
+
+A *frame* is one structure as numpy arrays: ``positions (N,3)``, ``atomic_numbers (N,)``,
+``cell (3,3)``, ``pbc (3,)`` and, when known, ``energy ()``, ``forces (N,3)``, ``stress (3,3)``,
+``charge ()``, ``spin ()``, ``tags (N,)``, ``fixed (N,)``, plus an optional ``name`` string.
+Readers yield frames; :func:`frame_to_graph` adds the neighbour list and the batch dimension.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+
+from . import keys as K
+from .neighbors import neighbor_list
+from .validate import StructureError, check_frame
+
+_STRUCTURE_LEVEL = (K.CELL, K.PBC, K.ENERGY, K.STRESS, K.CHARGE, K.SPIN)
+_OPTIONAL = (K.ENERGY, K.FORCES, K.STRESS, K.CHARGE, K.SPIN, K.TAGS, K.FIXED)
+
+
+def voigt_to_matrix(stress) -> np.ndarray:
+    """ASE Voigt order (xx, yy, zz, yz, xz, xy), 9 numbers or 3x3 -> symmetric 3x3."""
+    s = np.asarray(stress, dtype=np.float64).reshape(-1)
+    if s.size == 9:
+        return s.reshape(3, 3)
+    if s.size == 6:
+        xx, yy, zz, yz, xz, xy = s
+        return np.array([[xx, xy, xz], [xy, yy, yz], [xz, yz, zz]])
+    raise ValueError(f"stress must have 6 (Voigt) or 9 components, got {s.size}")
+
+
+def matrix_to_voigt(stress) -> np.ndarray:
+    s = np.asarray(stress).reshape(3, 3)
+    return np.array([s[0, 0], s[1, 1], s[2, 2], s[1, 2], s[0, 2], s[0, 1]])
+
+
+def atoms_to_frame(atoms, name: str | None = None) -> dict:
+    """An ASE ``Atoms`` as a frame, with targets from its calculator results when present."""
+    frame = {
+        K.POSITIONS: np.array(atoms.get_positions(), dtype=np.float64),
+        K.ATOMIC_NUMBERS: np.array(atoms.numbers, dtype=np.int64),
+        K.CELL: np.array(atoms.cell.array, dtype=np.float64),
+        K.PBC: np.array(atoms.pbc, dtype=bool),
+    }
+    results = getattr(atoms.calc, "results", None) or {}
+    if "energy" in results:
+        frame[K.ENERGY] = np.float64(results["energy"])
+    if "forces" in results:
+        frame[K.FORCES] = np.array(results["forces"], dtype=np.float64)
+    if "stress" in results:
+        frame[K.STRESS] = voigt_to_matrix(results["stress"])
+    info = atoms.info
+    if "charge" in info:
+        frame[K.CHARGE] = np.float64(info["charge"])
+    for key in ("spin", "multiplicity", "spin_multiplicity"):
+        if key in info:
+            frame[K.SPIN] = np.float64(info[key])
+            break
+    if atoms.has("tags") and atoms.get_tags().any():
+        frame[K.TAGS] = np.array(atoms.get_tags(), dtype=np.int64)
+    fixed = _fixed_atoms(atoms)
+    if fixed is not None:
+        frame[K.FIXED] = fixed
+    name = name or info.get("name")
+    if name is not None:
+        frame["name"] = str(name)
+    return frame
+
+
+def _fixed_atoms(atoms):
+    from ase.constraints import FixAtoms
+
+    mask = np.zeros(len(atoms), dtype=bool)
+    found = False
+    for c in atoms.constraints:
+        if isinstance(c, FixAtoms):
+            mask[c.get_indices()] = True
+            found = True
+    return mask if found else None
+
+
+def pymatgen_to_frame(obj, name: str | None = None) -> dict:
+    """A pymatgen ``Structure`` (periodic) or ``Molecule`` (open, with charge and spin)."""
+    from pymatgen.core import Molecule, Structure
+
+    if isinstance(obj, Structure):
+        frame = {
+            K.POSITIONS: np.array(obj.cart_coords, dtype=np.float64),
+            K.ATOMIC_NUMBERS: np.array(obj.atomic_numbers, dtype=np.int64),
+            K.CELL: np.array(obj.lattice.matrix, dtype=np.float64),
+            K.PBC: np.array(obj.lattice.pbc, dtype=bool),
+        }
+        if obj.charge:
+            frame[K.CHARGE] = np.float64(obj.charge)
+    elif isinstance(obj, Molecule):
+        frame = {
+            K.POSITIONS: np.array(obj.cart_coords, dtype=np.float64),
+            K.ATOMIC_NUMBERS: np.array(obj.atomic_numbers, dtype=np.int64),
+            K.CELL: np.zeros((3, 3)),
+            K.PBC: np.zeros(3, dtype=bool),
+            K.CHARGE: np.float64(obj.charge),
+            K.SPIN: np.float64(obj.spin_multiplicity),
+        }
+    else:
+        raise TypeError(f"expected a pymatgen Structure or Molecule, got {type(obj).__name__}")
+    if name is not None:
+        frame["name"] = name
+    return frame
+
+
+def frame_to_graph(
+    frame: dict,
+    cutoff: float,
+    neighbors: str = "vesin",
+    validate: bool = True,
+    supported: list[int] | None = None,
+) -> dict[str, torch.Tensor]:
+    """A frame as a single-structure graph in float64, with its neighbour list."""
+    if validate:
+        check_frame(frame, supported=supported)
+    pos = np.asarray(frame[K.POSITIONS], dtype=np.float64)
+    cell = np.asarray(frame[K.CELL], dtype=np.float64).reshape(3, 3)
+    pbc = np.asarray(frame[K.PBC], dtype=bool).reshape(3)
+    edge_index, edge_shift = neighbor_list(pos, cell, pbc, cutoff, backend=neighbors)
+    n = len(pos)
+    graph = {
+        K.POSITIONS: torch.from_numpy(pos.copy()),
+        K.ATOMIC_NUMBERS: torch.as_tensor(np.asarray(frame[K.ATOMIC_NUMBERS]), dtype=torch.long),
+        K.CELL: torch.from_numpy(cell.copy())[None],
+        K.PBC: torch.from_numpy(pbc.copy())[None],
+        K.EDGE_INDEX: torch.from_numpy(edge_index),
+        K.EDGE_SHIFT: torch.from_numpy(edge_shift),
+        K.BATCH: torch.zeros(n, dtype=torch.long),
+        K.NUM_ATOMS: torch.tensor([n]),
+    }
+    for key in _OPTIONAL:
+        if key not in frame or frame[key] is None:
+            continue
+        value = np.asarray(frame[key])
+        t = torch.as_tensor(value.copy())
+        if key in K.FLOAT_KEYS:
+            t = t.to(torch.float64)
+        if key in _STRUCTURE_LEVEL:
+            t = t.reshape((1, 3, 3) if key == K.STRESS else (1,))
+        elif t.shape[0] != n:
+            raise StructureError(
+                f"structure {frame.get('name', '')}: {key} has {t.shape[0]} rows for {n} atoms"
+            )
+        graph[key] = t
+    return graph
+
+
+def from_ase(atoms, cutoff: float, **kwargs) -> dict[str, torch.Tensor]:
+    """Graph of an ASE ``Atoms``; kwargs go to :func:`frame_to_graph`."""
+    return frame_to_graph(atoms_to_frame(atoms), cutoff, **kwargs)
+
+
+def from_pymatgen(obj, cutoff: float, **kwargs) -> dict[str, torch.Tensor]:
+    """Graph of a pymatgen ``Structure`` or ``Molecule``."""
+    return frame_to_graph(pymatgen_to_frame(obj), cutoff, **kwargs)
+
+
+def batch_graphs(graphs: list[dict[str, torch.Tensor]]) -> dict[str, torch.Tensor]:
+    """Concatenate graphs into one batch, offsetting edge and batch indices."""
+    if not graphs:
+        raise ValueError("cannot batch an empty list of graphs")
+    keys = set(graphs[0])
+    for i, g in enumerate(graphs[1:], 1):
+        if set(g) != keys:
+            missing = sorted(keys ^ set(g))
+            raise ValueError(f"graph {i} differs from graph 0 in keys {missing}; batch like with like")
+    counts = [int(g[K.POSITIONS].shape[0]) for g in graphs]
+    offsets = np.cumsum([0] + counts[:-1])
+    out = {}
+    for key in keys:
+        if key == K.EDGE_INDEX:
+            out[key] = torch.cat([g[key] + int(o) for g, o in zip(graphs, offsets)], dim=1)
+        elif key == K.BATCH:
+            out[key] = torch.cat(
+                [torch.full((c,), b, dtype=torch.long) for b, c in enumerate(counts)]
+            ).to(graphs[0][key].device)
+        else:
+            out[key] = torch.cat([g[key] for g in graphs], dim=0)
+    return out
+
+
+def unbatch(graph: dict[str, torch.Tensor]) -> list[dict[str, torch.Tensor]]:
+    """Split a batch back into single-structure graphs."""
+    counts = graph[K.NUM_ATOMS].tolist()
+    starts = np.cumsum([0] + counts)
+    receiver_batch = graph[K.BATCH][graph[K.EDGE_INDEX][1]]
+    out = []
+    for b, n in enumerate(counts):
+        edges = receiver_batch == b
+        g = {}
+        for key, value in graph.items():
+            if key == K.EDGE_INDEX:
+                g[key] = value[:, edges] - int(starts[b])
+            elif key in K.PER_EDGE:
+                g[key] = value[edges]
+            elif key == K.BATCH:
+                g[key] = torch.zeros(n, dtype=torch.long, device=value.device)
+            elif key in K.PER_STRUCTURE:
+                g[key] = value[b : b + 1]
+            else:
+                g[key] = value[starts[b] : starts[b + 1]]
+        out.append(g)
+    return out
+
+
+def to(graph, device=None, dtype: torch.dtype | None = None) -> dict[str, torch.Tensor]:
+    """Move a graph; ``dtype`` applies to floating-point fields only."""
+    out = {}
+    for key, value in graph.items():
+        if dtype is not None and value.is_floating_point():
+            value = value.to(dtype)
+        out[key] = value.to(device) if device is not None else value
+    return out
