@@ -68,18 +68,22 @@ def complete_cell(cell: torch.Tensor, pbc: torch.Tensor) -> torch.Tensor:
     only lets slabs and wires with a zero vector along their open axis use fractional maths.
     """
     cell = cell.clone()
-    periodic = [cell[k] for k in range(3) if pbc[k]]
-    basis = list(periodic)
+    ortho = []  # orthonormal basis of the span filled so far
+    for k in [k for k in range(3) if pbc[k]]:
+        v = cell[k].clone()
+        for b in ortho:
+            v = v - (v @ b) * b
+        ortho.append(v / torch.linalg.norm(v))
     for k in range(3):
         if pbc[k]:
             continue
         for trial in torch.eye(3, dtype=cell.dtype, device=cell.device):
             v = trial.clone()
-            for b in basis:
-                v = v - (v @ b) / (b @ b) * b
+            for b in ortho:
+                v = v - (v @ b) * b
             if float(torch.linalg.norm(v)) > 1e-3:
                 cell[k] = v / torch.linalg.norm(v)
-                basis.append(cell[k])
+                ortho.append(cell[k].clone())
                 break
     return cell
 

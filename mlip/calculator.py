@@ -1,0 +1,121 @@
+"""The ASE calculator: atoms -> graph -> model -> results, nothing more."""
+
+from __future__ import annotations
+
+import warnings
+from collections.abc import Iterable
+
+import numpy as np
+import torch
+from ase.calculators.calculator import Calculator, all_changes
+
+from .data import keys as K
+from .data.graph import atoms_to_frame, batch_graphs, frame_to_graph, matrix_to_voigt, to
+from .models.base import Potential, resolve_dtype
+
+
+def _load(model, device, dtype) -> Potential:
+    if isinstance(model, Potential):
+        if dtype is not None and resolve_dtype(dtype) != model.dtype:
+            raise ValueError(
+                f"the model runs in {model.dtype}; pass dtype=None or load it with that dtype"
+            )
+        return model.to(device).eval()
+    from .models.registry import load_model
+
+    return load_model(model, device=device, dtype=dtype)
+
+
+class MLIPCalculator(Calculator):
+    """ASE calculator for any mlip model.
+
+    ``model`` is a checkpoint path or a :class:`Potential`. Provides energy, free_energy,
+    forces, stress (Voigt, ASE sign; periodic structures only), energies (per atom) and, for
+    direct-force models, labels the forces as non-conservative and warns once.
+    """
+
+    implemented_properties = ["energy", "free_energy", "forces", "stress", "energies"]
+
+    def __init__(self, model, device: str | None = None, dtype=None, neighbors="vesin", **kwargs):
+        super().__init__(**kwargs)
+        self.device = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
+        self.model = _load(model, self.device, dtype)
+        self.neighbors = neighbors
+        self.supported = self.model.elements.tolist()
+        self.conservative = bool(self.model.conservative)
+        if not self.conservative:
+            warnings.warn(
+                "this model predicts forces directly (non-conservative): energy is not conserved "
+                "in MD and relaxations may not converge to a minimum",
+                stacklevel=2,
+            )
+
+    def _graph(self, atoms):
+        frame = atoms_to_frame(atoms)
+        frame.pop(K.ENERGY, None)  # results of a previous calculator are not inputs
+        frame.pop(K.FORCES, None)
+        frame.pop(K.STRESS, None)
+        g = frame_to_graph(frame, self.model.cutoff, self.neighbors, supported=self.supported)
+        return to(g, self.device)
+
+    def calculate(self, atoms=None, properties=("energy",), system_changes=all_changes):
+        super().calculate(atoms, properties, system_changes)
+        periodic = bool(self.atoms.pbc.all())
+        want_stress = "stress" in properties and periodic
+        graph = self._graph(self.atoms)
+        out = self.model(graph, compute_forces=True, compute_stress=want_stress)
+        self.results = _results(out, want_stress)[0]
+
+
+def _results(out: dict[str, torch.Tensor], stress: bool, counts=None) -> list[dict]:
+    energy = out[K.ENERGY].detach().cpu().double().numpy()
+    node = out[K.NODE_ENERGY].detach().cpu().double().numpy()
+    forces = out[K.FORCES].detach().cpu().double().numpy()
+    counts = counts or [len(node)]
+    starts = np.cumsum([0] + list(counts))
+    results = []
+    for b in range(len(counts)):
+        sl = slice(starts[b], starts[b + 1])
+        r = {
+            "energy": float(energy[b]),
+            "free_energy": float(energy[b]),
+            "forces": forces[sl].copy(),
+            "energies": node[sl].copy(),
+        }
+        if stress and K.STRESS in out:
+            r["stress"] = matrix_to_voigt(out[K.STRESS][b].detach().cpu().double().numpy())
+        results.append(r)
+    return results
+
+
+def predict_batched(
+    model,
+    structures: Iterable,
+    batch_size: int = 16,
+    device: str | None = None,
+    compute_stress: bool = True,
+    neighbors: str = "vesin",
+) -> list[dict]:
+    """Energy, forces, per-atom energies and (periodic only) stress for many ASE structures."""
+    device = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
+    model = _load(model, device, None)
+    supported = model.elements.tolist()
+    structures = list(structures)
+    results: list[dict] = []
+    for start in range(0, len(structures), batch_size):
+        chunk = structures[start : start + batch_size]
+        graphs = []
+        for i, atoms in enumerate(chunk):
+            frame = atoms_to_frame(atoms, name=f"#{start + i}")
+            for key in (K.ENERGY, K.FORCES, K.STRESS):
+                frame.pop(key, None)
+            graphs.append(frame_to_graph(frame, model.cutoff, neighbors, supported=supported))
+        keys = set.intersection(*(set(g) for g in graphs))
+        batch = to(batch_graphs([{k: g[k] for k in keys} for g in graphs]), device)
+        out = model(batch, compute_forces=True, compute_stress=compute_stress)
+        periodic = [bool(a.pbc.all()) for a in chunk]
+        for r, p in zip(_results(out, compute_stress, [len(a) for a in chunk]), periodic):
+            if not p:
+                r.pop("stress", None)
+            results.append(r)
+    return results

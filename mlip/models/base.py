@@ -1,0 +1,188 @@
+"""The potential contract (DESIGN §3): graph -> per-atom energies; forces and stress by autograd.
+
+A model implements :meth:`Potential.atomic_output`, the per-atom output before scaling, from
+the graph and the edge vectors. The base class owns everything physical: edge vectors recomputed
+from positions, cell and shifts (so autograd sees them), a symmetric strain for the stress,
+E0 and scale, isolated atoms, and the checkpoint.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from ..data import keys as K
+
+DTYPES = {"float32": torch.float32, "float64": torch.float64}
+
+
+def resolve_dtype(dtype) -> torch.dtype:
+    if isinstance(dtype, torch.dtype):
+        return dtype
+    if dtype not in DTYPES:
+        raise ValueError(f"dtype must be one of {sorted(DTYPES)}, got {dtype!r}")
+    return DTYPES[dtype]
+
+
+class Potential(nn.Module):
+    """Base class of every mlip model.
+
+    Energy = sum over atoms of (scale * atomic_output + E0[Z]). ``atomic_output`` minus its value
+    for the same element with no neighbours is used, so an atom without neighbours gets exactly
+    E0 and no force, and the energy stays continuous as the last neighbour leaves the cutoff.
+    """
+
+    #: whether forces are -dE/dr. A direct force head sets this False and is labelled everywhere.
+    conservative: bool = True
+    #: whether the model reads total charge and spin multiplicity (OMol25-style data)
+    uses_charge_spin: bool = False
+
+    def __init__(self, cutoff: float, elements: list[int], dtype="float64"):
+        super().__init__()
+        if not elements:
+            raise ValueError("a model needs at least one element")
+        self.cutoff = float(cutoff)
+        self.dtype_name = dtype if isinstance(dtype, str) else str(dtype).split(".")[-1]
+        elements = sorted(int(z) for z in elements)
+        self.register_buffer("elements", torch.tensor(elements, dtype=torch.long))
+        # Z -> row of per-element tables; -1 for elements the model was not built for.
+        index = torch.full((119,), -1, dtype=torch.long)
+        index[self.elements] = torch.arange(len(elements))
+        self.register_buffer("element_index", index, persistent=False)
+        self.register_buffer("e0", torch.zeros(119, dtype=torch.float64))
+        self.register_buffer("scale", torch.ones((), dtype=torch.float64))
+
+    # ---- to be implemented by models ---------------------------------------------------
+    def atomic_output(
+        self, graph: dict[str, torch.Tensor], edge_vec: torch.Tensor
+    ) -> torch.Tensor | tuple[torch.Tensor, torch.Tensor]:
+        """Per-atom output ``(N,)`` before scale and E0; a direct-force model also returns
+        forces ``(N, 3)``."""
+        raise NotImplementedError
+
+    # ---- the contract --------------------------------------------------------------------
+    @property
+    def dtype(self) -> torch.dtype:
+        return resolve_dtype(self.dtype_name)
+
+    def set_e0(self, e0: dict[int, float]) -> None:
+        for z, value in e0.items():
+            self.e0[int(z)] = float(value)
+
+    def set_scale(self, scale: float) -> None:
+        self.scale.fill_(float(scale))
+
+    def species(self, graph) -> torch.Tensor:
+        """Per-atom row into per-element tables."""
+        return self.element_index[graph[K.ATOMIC_NUMBERS]]
+
+    def edge_vectors(self, graph, positions, cell) -> torch.Tensor:
+        sender, receiver = graph[K.EDGE_INDEX]
+        shift = graph[K.EDGE_SHIFT].to(positions.dtype)
+        image = torch.einsum("ek,ekl->el", shift, cell[graph[K.BATCH][receiver]])
+        return positions[sender] - positions[receiver] + image
+
+    def forward(
+        self,
+        graph: dict[str, torch.Tensor],
+        compute_forces: bool = True,
+        compute_stress: bool = False,
+        create_graph: bool | None = None,
+    ) -> dict[str, torch.Tensor]:
+        """Energy ``(B,)``, node_energy ``(N,)``, forces ``(N,3)``, stress ``(B,3,3)`` (ASE sign)."""
+        dtype = self.dtype
+        pos_leaf = graph[K.POSITIONS].to(dtype)
+        cell = graph[K.CELL].to(dtype)
+        n_structures = cell.shape[0]
+        batch = graph[K.BATCH]
+        conservative_grads = self.conservative and (compute_forces or compute_stress)
+        if conservative_grads:
+            pos_leaf = pos_leaf.detach().requires_grad_(True)
+        positions, strain = pos_leaf, None
+        if compute_stress and self.conservative:
+            # A symmetric strain applied to positions and cell: dE/d(strain) is the virial.
+            strain = torch.zeros(n_structures, 3, 3, dtype=dtype, device=positions.device)
+            strain.requires_grad_(True)
+            sym = 0.5 * (strain + strain.transpose(1, 2))
+            positions = positions + torch.einsum("ni,nij->nj", positions, sym[batch])
+            cell = cell + torch.bmm(cell, sym)
+        edge_vec = self.edge_vectors(graph, positions, cell)
+        out = self.atomic_output(graph, edge_vec)
+        direct_forces = None
+        if isinstance(out, tuple):
+            out, direct_forces = out
+        out = out - self._isolated_output(graph, out)
+        # Atoms with no neighbours: exactly E0 (the subtraction above is exact only up to the
+        # rounding of differently sized matmuls).
+        receivers = graph[K.EDGE_INDEX][1]
+        has_edge = torch.zeros_like(out, dtype=torch.bool).index_fill(0, receivers, True)
+        out = torch.where(has_edge, out, torch.zeros_like(out))
+        # Energies are accumulated in float64 whatever the model dtype: E0 dominates them.
+        e0 = self.e0[graph[K.ATOMIC_NUMBERS]]
+        node_energy = self.scale * out.to(torch.float64) + e0
+        energy = torch.zeros(n_structures, dtype=torch.float64, device=out.device).index_add(
+            0, batch, node_energy
+        )
+        result = {K.ENERGY: energy, K.NODE_ENERGY: node_energy}
+        if create_graph is None:
+            create_graph = self.training
+        if conservative_grads:
+            wrt = [pos_leaf] + ([strain] if strain is not None else [])
+            grads = torch.autograd.grad(
+                energy.sum(), wrt, create_graph=create_graph, materialize_grads=True
+            )
+            if compute_forces:
+                result[K.FORCES] = -grads[0]
+            if strain is not None:
+                result[K.STRESS] = self._stress(grads[1], graph[K.CELL].to(dtype))
+        elif compute_forces:
+            if direct_forces is None:
+                raise RuntimeError(f"{type(self).__name__} is not conservative but gave no forces")
+            result[K.FORCES] = direct_forces
+        return result
+
+    def _apply(self, fn, recurse=True):
+        super()._apply(fn, recurse)
+        # E0 and the scale stay float64 in a float32 model; a device move still applies.
+        self.e0 = self.e0.to(torch.float64)
+        self.scale = self.scale.to(torch.float64)
+        return self
+
+    def save(self, path, training: dict | None = None) -> None:
+        """Write a checkpoint (DESIGN §3) atomically."""
+        from .registry import save_model
+
+        save_model(self, path, training)
+
+    @staticmethod
+    def _stress(virial_grad, cell):
+        volume = torch.linalg.det(cell).abs()
+        # Open structures have no volume: their stress is reported as zero, never as inf.
+        safe = torch.where(volume > 1e-12, volume, torch.ones_like(volume))
+        stress = virial_grad / safe[:, None, None]
+        return torch.where((volume > 1e-12)[:, None, None], stress, torch.zeros_like(stress))
+
+    def _isolated_output(self, graph, out):
+        """Per-atom output of each atom's element with no neighbours."""
+        z = self.elements
+        n = len(z)
+        lonely = {
+            K.POSITIONS: torch.zeros(n, 3, dtype=self.dtype, device=out.device),
+            K.ATOMIC_NUMBERS: z,
+            K.CELL: torch.zeros(n, 3, 3, dtype=self.dtype, device=out.device),
+            K.PBC: torch.zeros(n, 3, dtype=torch.bool, device=out.device),
+            K.EDGE_INDEX: torch.zeros(2, 0, dtype=torch.long, device=out.device),
+            K.EDGE_SHIFT: torch.zeros(0, 3, dtype=self.dtype, device=out.device),
+            K.BATCH: torch.arange(n, device=out.device),
+            K.NUM_ATOMS: torch.ones(n, dtype=torch.long, device=out.device),
+        }
+        for key in (K.CHARGE, K.SPIN):
+            if key in graph:
+                # Charge and spin are properties of the structure, not of a lone atom.
+                lonely[key] = torch.full(
+                    (n,), 0.0 if key == K.CHARGE else 1.0, dtype=self.dtype, device=out.device
+                )
+        ref = self.atomic_output(lonely, lonely[K.EDGE_SHIFT])
+        if isinstance(ref, tuple):
+            ref = ref[0]
+        return ref[self.species(graph)]

@@ -1,0 +1,160 @@
+"""Model registry, presets and checkpoints (DESIGN §3).
+
+A checkpoint is data, not a pickle: ``{format_version, model, hyperparameters, state_dict, e0,
+scale, units, versions, conservative, training}``, loadable with ``torch.load(weights_only=True)``.
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from collections.abc import Callable
+from pathlib import Path
+
+import torch
+
+from .._version import __version__
+from .base import Potential
+
+FORMAT_VERSION = 1
+UNITS = {"energy": "eV", "length": "Å", "forces": "eV/Å", "stress": "eV/Å^3"}
+
+_MODELS: dict[str, Callable[..., Potential]] = {}
+_PRESETS: dict[str, tuple[str, dict]] = {}
+
+
+class CheckpointError(ValueError):
+    """A file that is not a usable mlip checkpoint."""
+
+
+def register_model(name: str):
+    """Class decorator: make a Potential buildable as ``build_model(name, **hyperparameters)``."""
+
+    def wrap(cls):
+        _MODELS[name] = cls
+        return cls
+
+    return wrap
+
+
+def register_preset(name: str, model: str, **hyperparameters) -> None:
+    _PRESETS[name] = (model, hyperparameters)
+
+
+def available_models() -> list[str]:
+    _load_builtin()
+    return sorted(_MODELS) + sorted(_PRESETS)
+
+
+def _load_builtin() -> None:
+    # Importing the model modules registers them.
+    from . import equivariant  # noqa: F401
+
+    try:
+        from . import transformer  # noqa: F401
+    except ImportError:  # the Transformer family is optional until it lands
+        pass
+
+
+def build_model(name: str, **hyperparameters) -> Potential:
+    """Build a registered model or preset; preset values are overridden by ``hyperparameters``."""
+    _load_builtin()
+    preset = name
+    if name in _PRESETS:
+        model_name, defaults = _PRESETS[name]
+        hyperparameters = {**defaults, **hyperparameters}
+    elif name in _MODELS:
+        model_name, preset = name, None
+    else:
+        raise ValueError(f"unknown model {name!r}; available: {available_models()}")
+    model = _MODELS[model_name](**hyperparameters)
+    model.model_name = model_name
+    model.preset = preset
+    model.hyperparameters = dict(hyperparameters)
+    return model.to(model.dtype)
+
+
+def _versions() -> dict[str, str]:
+    import ase
+    import e3nn
+
+    return {"mlip": __version__, "torch": torch.__version__, "e3nn": e3nn.__version__,
+            "ase": ase.__version__}
+
+
+def checkpoint_dict(model: Potential, training: dict | None = None) -> dict:
+    if not hasattr(model, "model_name"):
+        raise CheckpointError("only models made by build_model or load_model can be saved")
+    return {
+        "format_version": FORMAT_VERSION,
+        "model": model.model_name,
+        "preset": model.preset,
+        "hyperparameters": model.hyperparameters,
+        "state_dict": {k: v.detach().cpu() for k, v in model.state_dict().items()},
+        "e0": {int(z): float(model.e0[z]) for z in model.elements.tolist()},
+        "scale": float(model.scale),
+        "conservative": bool(model.conservative),
+        "units": dict(UNITS),
+        "versions": _versions(),
+        "training": dict(training or {}),
+    }
+
+
+def atomic_save(obj, path: str | os.PathLike) -> None:
+    """torch.save to a temporary file beside ``path``, then rename: never a half-written file."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "wb") as f:
+            torch.save(obj, f)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def save_model(model: Potential, path, training: dict | None = None) -> None:
+    atomic_save(checkpoint_dict(model, training), path)
+
+
+def read_checkpoint(path) -> dict:
+    path = Path(path)
+    if not path.is_file():
+        raise CheckpointError(f"checkpoint {path} does not exist")
+    try:
+        ckpt = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as err:  # torch raises many types for a corrupt or foreign file
+        raise CheckpointError(f"{path} is not a readable mlip checkpoint: {err}") from None
+    if not isinstance(ckpt, dict) or "format_version" not in ckpt:
+        raise CheckpointError(f"{path} is not an mlip checkpoint (no format_version)")
+    if ckpt["format_version"] > FORMAT_VERSION:
+        raise CheckpointError(
+            f"{path} has format {ckpt['format_version']}; this mlip reads up to {FORMAT_VERSION}"
+        )
+    for key in ("model", "hyperparameters", "state_dict"):
+        if key not in ckpt:
+            raise CheckpointError(f"{path} lacks the key {key!r}")
+    return ckpt
+
+
+def model_from_checkpoint(ckpt: dict, dtype=None) -> Potential:
+    hyperparameters = dict(ckpt["hyperparameters"])
+    if dtype is not None:
+        hyperparameters["dtype"] = dtype if isinstance(dtype, str) else str(dtype).split(".")[-1]
+    model = build_model(ckpt["model"], **hyperparameters)
+    model.preset = ckpt.get("preset")
+    model.load_state_dict(ckpt["state_dict"])
+    model.to(model.dtype)
+    model.training_summary = ckpt.get("training", {})
+    return model
+
+
+def load_model(path, device=None, dtype=None) -> Potential:
+    """Load a checkpoint written by :meth:`Potential.save`; ``dtype`` overrides the saved one."""
+    model = model_from_checkpoint(read_checkpoint(path), dtype=dtype)
+    if device is not None:
+        model.to(device)
+    return model.eval()

@@ -1,0 +1,112 @@
+"""The physics contract as a pytest mixin that every model test inherits (nequip style).
+
+A test module subclasses :class:`PotentialContract`, sets ``model_name`` and ``hyperparameters``
+(and optionally tolerances), and gets every check in float64 and float32::
+
+    class TestMyModel(PotentialContract):
+        model_name = "equivariant"
+        hyperparameters = {"lmax": 1}
+"""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from . import contract as C
+from .structures import contract_structures
+
+ELEMENTS = [1, 6, 8]
+
+# (equivariance rel, FD forces eV/Å, FD stress eV/Å^3, extensivity/batch rel) per dtype
+TOLERANCES = {
+    "float64": {"equivariance": 1e-10, "fd": 1e-6, "fd_stress": 1e-6, "rel": 1e-10},
+    "float32": {"equivariance": 1e-4, "fd": None, "fd_stress": None, "rel": 1e-4},
+}
+
+
+class PotentialContract:
+    model_name: str = ""
+    hyperparameters: dict = {}
+    elements = ELEMENTS
+    #: False for models that learn equivariance: it is measured and reported, not asserted
+    exact_equivariance: bool = True
+    tolerances = TOLERANCES
+
+    @pytest.fixture(scope="class", params=["float64", "float32"])
+    def dtype(self, request):
+        return request.param
+
+    @pytest.fixture(scope="class")
+    def model(self, dtype):
+        from ..models.registry import build_model
+
+        torch.manual_seed(0)
+        hp = {"cutoff": 3.5, "elements": self.elements, **self.hyperparameters, "dtype": dtype}
+        model = build_model(self.model_name, **hp).eval()
+        # Non-trivial E0 and scale, so the checks see them.
+        model.set_e0({z: -1.5 * z for z in self.elements})
+        model.set_scale(1.7)
+        return model
+
+    @pytest.fixture(scope="class")
+    def structures(self):
+        return contract_structures(self.elements)
+
+    def tol(self, dtype, key):
+        return self.tolerances[dtype][key]
+
+    @pytest.mark.parametrize("name", ["triclinic", "slab", "molecule"])
+    @pytest.mark.parametrize("reflect", [False, True])
+    def test_rotation(self, model, structures, dtype, name, reflect):
+        err = C.rotation_error(model, structures[name], reflect=reflect)
+        if self.exact_equivariance:
+            C._check("rotation", err, self.tol(dtype, "equivariance"))
+        else:
+            print(f"measured equivariance error ({name}, reflect={reflect}): {err:.3e}")
+
+    @pytest.mark.parametrize("name", ["triclinic", "molecule"])
+    def test_translation_permutation(self, model, structures, dtype, name):
+        C.translation_permutation_error(model, structures[name], tol=self.tol(dtype, "rel") * 10)
+
+    @pytest.mark.parametrize("name", ["triclinic", "slab", "molecule"])
+    def test_forces_finite_difference(self, model, structures, dtype, name):
+        if self.tol(dtype, "fd") is None:
+            pytest.skip("finite differences need float64")
+        C.finite_difference_error(model, structures[name], tol=self.tol(dtype, "fd"))
+
+    def test_stress_finite_difference(self, model, structures, dtype):
+        if self.tol(dtype, "fd_stress") is None:
+            pytest.skip("finite differences need float64")
+        C.stress_finite_difference_error(
+            model, structures["triclinic"], tol=self.tol(dtype, "fd_stress")
+        )
+
+    def test_extensivity(self, model, structures, dtype):
+        C.extensivity_error(model, structures["triclinic"], tol=self.tol(dtype, "rel"))
+
+    def test_locality(self, model, structures, dtype):
+        C.locality_error(model, structures["molecule"], structures["molecule"][:3],
+                         tol=self.tol(dtype, "rel"))
+
+    def test_isolated_atoms(self, model):
+        C.isolated_atom_error(model, tol=0.0)
+
+    def test_batch_consistency(self, model, structures, dtype):
+        C.batch_consistency_error(model, list(structures.values()), tol=self.tol(dtype, "rel") * 10)
+
+    def test_no_gradient_leak(self, model, structures):
+        C.gradient_leak_error(model, list(structures.values()), tol=0.0)
+
+    def test_cutoff_continuity(self, model, dtype):
+        C.cutoff_continuity_error(model, tol=1e-6 if dtype == "float64" else 1e-3)
+
+    def test_save_load_roundtrip(self, model, structures, tmp_path_factory):
+        from ..models.registry import load_model
+
+        path = tmp_path_factory.mktemp("ckpt") / "model.pt"
+        model.save(path)
+        loaded = load_model(path)
+        assert loaded.dtype == model.dtype
+        a, b = C.evaluate(model, structures["triclinic"]), C.evaluate(loaded, structures["triclinic"])
+        assert float(abs(a[0]["energy"] - b[0]["energy"])) == 0.0
