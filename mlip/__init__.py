@@ -5,4 +5,14 @@ from ._version import __version__
 
 _register_kernels()
 
-__all__ = ["__version__"]
+from .calculator import MLIPCalculator, predict_batched  # noqa: E402
+from .models.registry import available_models, build_model, load_model  # noqa: E402
+
+__all__ = [
+    "MLIPCalculator",
+    "__version__",
+    "available_models",
+    "build_model",
+    "load_model",
+    "predict_batched",
+]
