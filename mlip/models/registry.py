@@ -48,7 +48,10 @@ def available_models() -> list[str]:
 
 def _load_builtin() -> None:
     # Importing the model modules registers them.
-    from . import equivariant  # noqa: F401
+    try:
+        from . import equivariant  # noqa: F401
+    except ImportError:
+        pass
 
     try:
         from . import transformer  # noqa: F401
@@ -78,8 +81,9 @@ def _versions() -> dict[str, str]:
     import ase
     import e3nn
 
-    return {"mlip": __version__, "torch": torch.__version__, "e3nn": e3nn.__version__,
-            "ase": ase.__version__}
+    # Plain strings: torch's TorchVersion is not allowed by weights_only loading.
+    return {"mlip": str(__version__), "torch": str(torch.__version__),
+            "e3nn": str(e3nn.__version__), "ase": str(ase.__version__)}
 
 
 def checkpoint_dict(model: Potential, training: dict | None = None) -> dict:

@@ -79,7 +79,7 @@ def translation_permutation_error(model, atoms: Atoms, seed=0, tol=None) -> floa
     return _check("translation/permutation", max(errs), tol)
 
 
-def finite_difference_error(model, atoms: Atoms, h=1e-4, n_atoms=3, seed=0, tol=None) -> float:
+def finite_difference_error(model, atoms: Atoms, h=1e-5, n_atoms=3, seed=0, tol=None) -> float:
     """Forces against central differences of the energy, absolute error in eV/Å."""
     rng = np.random.default_rng(seed)
     forces = evaluate(model, atoms, stress=False)[0]["forces"]
