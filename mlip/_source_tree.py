@@ -25,4 +25,4 @@ def register_kernels() -> None:
     module = importlib.util.module_from_spec(spec)
     sys.modules["mlip.kernels"] = module
     spec.loader.exec_module(module)
-    setattr(sys.modules["mlip"], "kernels", module)
+    sys.modules["mlip"].kernels = module

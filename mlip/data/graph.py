@@ -169,7 +169,9 @@ def batch_graphs(graphs: list[dict[str, torch.Tensor]]) -> dict[str, torch.Tenso
     for i, g in enumerate(graphs[1:], 1):
         if set(g) != keys:
             missing = sorted(keys ^ set(g))
-            raise ValueError(f"graph {i} differs from graph 0 in keys {missing}; batch like with like")
+            raise ValueError(
+                f"graph {i} differs from graph 0 in keys {missing}; batch like with like"
+            )
     counts = [int(g[K.POSITIONS].shape[0]) for g in graphs]
     offsets = np.cumsum([0] + counts[:-1])
     out = {}

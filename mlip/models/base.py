@@ -89,7 +89,7 @@ class Potential(nn.Module):
         compute_stress: bool = False,
         create_graph: bool | None = None,
     ) -> dict[str, torch.Tensor]:
-        """Energy ``(B,)``, node_energy ``(N,)``, forces ``(N,3)``, stress ``(B,3,3)`` (ASE sign)."""
+        """Energy ``(B,)``, node_energy ``(N,)``, forces ``(N,3)``, stress ``(B,3,3)``."""
         dtype = self.dtype
         pos_leaf = graph[K.POSITIONS].to(dtype)
         cell = graph[K.CELL].to(dtype)

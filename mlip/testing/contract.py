@@ -129,10 +129,12 @@ def extensivity_error(model, atoms: Atoms, tol=None) -> float:
 def locality_error(model, a: Atoms, b: Atoms, tol=None) -> float:
     """Two open structures far apart: the energy is the sum, forces are unchanged."""
     far = b.copy()
-    far.positions = b.positions - b.positions.mean(0) + a.positions.mean(0) + [4 * model.cutoff, 0, 0]
+    offset = a.positions.mean(0) - b.positions.mean(0) + [4 * model.cutoff, 0, 0]
+    far.positions = b.positions + offset
     both = a + far
     both.pbc = False
-    ra, rb, rab = evaluate(model, [a, far, both], stress=False)
+    # Separate calls: a batch would hide a model that mixes information across its atoms.
+    ra, rb, rab = (evaluate(model, s, stress=False)[0] for s in (a, far, both))
     errs = [
         _rel(rab["energy"], ra["energy"] + rb["energy"]),
         _rel(rab["forces"], np.concatenate([ra["forces"], rb["forces"]])),

@@ -111,7 +111,7 @@ class PotentialContract:
         model.save(path)
         loaded = load_model(path)
         assert loaded.dtype == model.dtype
-        a, b = C.evaluate(model, structures["triclinic"]), C.evaluate(loaded, structures["triclinic"])
+        a, b = (C.evaluate(m, structures["triclinic"]) for m in (model, loaded))
         # float32 BLAS kernels may round differently between two calls; float64 must be exact.
         assert C._rel(b[0]["energy"], a[0]["energy"]) <= (0 if dtype == "float64" else 1e-6)
         assert C._rel(b[0]["forces"], a[0]["forces"]) <= (0 if dtype == "float64" else 1e-5)

@@ -8,7 +8,8 @@ from ase.build import bulk, fcc111, molecule
 from ase.calculators.singlepoint import SinglePointCalculator
 from ase.constraints import FixAtoms
 
-from mlip.data import batch_graphs, from_ase, from_pymatgen, keys as K, to, unbatch
+from mlip.data import batch_graphs, from_ase, from_pymatgen, to, unbatch
+from mlip.data import keys as K
 
 
 def test_edge_vectors_follow_the_convention():
