@@ -220,7 +220,7 @@ class HDF5Dataset:
             self.has = {key: f[f"has/{key}"][:] for key in OPTIONAL}
             self.provenance = json.loads(f.attrs["provenance"])
         self.num_atoms = np.diff(self.offsets)
-        self._file, self._pid = None, None
+        self._file = self._pid = self._datasets = None
 
     def __len__(self) -> int:
         return len(self.num_atoms)
@@ -228,10 +228,12 @@ class HDF5Dataset:
     def _h5(self) -> h5py.File:
         if self._file is None or self._pid != os.getpid():
             self._file, self._pid = h5py.File(self.path, "r", rdcc_nbytes=32 << 20), os.getpid()
+            # Looking datasets up by name costs more than reading a small frame: keep handles.
+            self._datasets = {k: self._file[k] for k in (*PER_ATOM, *PER_FRAME, "name")}
         return self._file
 
     def __getstate__(self):
-        return {**self.__dict__, "_file": None, "_pid": None}
+        return {**self.__dict__, "_file": None, "_pid": None, "_datasets": None}
 
     def __getitem__(self, i: int) -> dict:
         n = len(self)
@@ -239,7 +241,8 @@ class HDF5Dataset:
         if not -n <= i < n:
             raise IndexError(f"frame {i} out of range for {n} frames in {self.path}")
         i %= n
-        f = self._h5()
+        self._h5()
+        f = self._datasets
         a, b = int(self.offsets[i]), int(self.offsets[i + 1])
         frame = {}
         for key in PER_ATOM:
