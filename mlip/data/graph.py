@@ -13,7 +13,7 @@ import torch
 
 from . import keys as K
 from .neighbors import neighbor_list
-from .validate import StructureError, check_frame
+from .validate import StructureError, check_distances, check_frame
 
 _STRUCTURE_LEVEL = (K.CELL, K.PBC, K.ENERGY, K.STRESS, K.CHARGE, K.SPIN)
 _OPTIONAL = (K.ENERGY, K.FORCES, K.STRESS, K.CHARGE, K.SPIN, K.TAGS, K.FIXED)
@@ -118,11 +118,16 @@ def frame_to_graph(
 ) -> dict[str, torch.Tensor]:
     """A frame as a single-structure graph in float64, with its neighbour list."""
     if validate:
-        check_frame(frame, supported=supported)
+        check_frame(frame, supported=supported, min_distance=0.0)
     pos = np.asarray(frame[K.POSITIONS], dtype=np.float64)
     cell = np.asarray(frame[K.CELL], dtype=np.float64).reshape(3, 3)
     pbc = np.asarray(frame[K.PBC], dtype=bool).reshape(3)
     edge_index, edge_shift = neighbor_list(pos, cell, pbc, cutoff, backend=neighbors)
+    if validate:
+        # The graph's own edges reveal overlapping atoms: no second neighbour search.
+        name = frame.get("name")
+        check_distances(pos, cell, edge_index, edge_shift, where=f"structure {name}" if name
+                        else "structure")
     n = len(pos)
     graph = {
         K.POSITIONS: torch.from_numpy(pos.copy()),

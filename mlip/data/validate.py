@@ -61,8 +61,13 @@ def check_frame(
                 f"this model; it knows {[chemical_symbols[s] for s in sorted(supported)]}"
             )
     check_charge_spin(frame, name)
-    if min_distance > 0 and len(pos) > 1 or (pbc.any() and min_distance > 0):
-        _check_distances(pos, cell, pbc, min_distance, where)
+    if min_distance > 0 and (len(pos) > 1 or pbc.any()):
+        from .neighbors import neighbor_list
+
+        # A search at a cutoff >= min_distance would do: vesin is slow for tiny cutoffs in
+        # large boxes, so use a few Å (frame_to_graph reuses its own list instead).
+        edge_index, shift = neighbor_list(pos, cell, pbc, max(min_distance, 2.0))
+        check_distances(pos, cell, edge_index, shift, min_distance, where)
 
 
 def _axes(pbc) -> str:
@@ -97,14 +102,17 @@ def check_charge_spin(frame: dict, name: str | None = None) -> None:
         )
 
 
-def _check_distances(pos, cell, pbc, min_distance, where):
-    from .neighbors import neighbor_list
-
-    edge_index, shift = neighbor_list(pos, cell, pbc, min_distance)
-    if edge_index.shape[1]:
-        j, i = edge_index[:, 0]
-        d = np.linalg.norm(pos[j] - pos[i] + shift[0] @ cell)
-        image = "" if not shift[0].any() else f" (periodic image {shift[0].astype(int).tolist()})"
+def check_distances(pos, cell, edge_index, shift, min_distance=MIN_DISTANCE, where="structure"):
+    """Refuse a pair closer than ``min_distance`` among the edges of a neighbour list."""
+    if not edge_index.shape[1]:
+        return
+    vec = pos[edge_index[0]] - pos[edge_index[1]] + shift @ cell
+    d2 = np.einsum("ij,ij->i", vec, vec)
+    k = int(np.argmin(d2))
+    if d2[k] < min_distance**2:
+        j, i = edge_index[:, k]
+        d = float(np.sqrt(d2[k]))
+        image = "" if not shift[k].any() else f" (periodic image {shift[k].astype(int).tolist()})"
         raise StructureError(
             f"{where}: atoms {i} and {j}{image} are {d:.3g} Å apart, closer than {min_distance} Å"
         )
