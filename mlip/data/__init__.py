@@ -13,7 +13,10 @@ from .graph import (
     unbatch,
     voigt_to_matrix,
 )
+from .hdf5 import HDF5Dataset, convert
+from .loader import GraphDataset, compute_statistics, make_loader, split_indices
 from .neighbors import brute_force_neighbor_list, neighbor_list
+from .readers import DataError, read_frames
 from .validate import StructureError, check_frame
 
 __all__ = [
@@ -32,4 +35,12 @@ __all__ = [
     "neighbor_list",
     "StructureError",
     "check_frame",
+    "HDF5Dataset",
+    "convert",
+    "GraphDataset",
+    "compute_statistics",
+    "make_loader",
+    "split_indices",
+    "DataError",
+    "read_frames",
 ]
