@@ -1,0 +1,100 @@
+"""Interim building blocks until mlip.nn's spherical/mixing modules land (replaced then)."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import torch
+from e3nn import o3
+from torch import nn
+
+
+def spherical_harmonics(lmax: int, vec: torch.Tensor) -> torch.Tensor:
+    """Orthonormal real spherical harmonics in e3nn's order, ``(E, (lmax+1)^2)``."""
+    return o3.spherical_harmonics(list(range(lmax + 1)), vec, normalize=True,
+                                  normalization="integral")
+
+
+class S2Grid(nn.Module):
+    """Gauss-Legendre in cos(theta) x uniform in phi, exact for degree ``degree`` products."""
+
+    def __init__(self, degree: int, lmax: int):
+        super().__init__()
+        n_theta = degree // 2 + 1
+        n_phi = degree + 1
+        x, w = np.polynomial.legendre.leggauss(n_theta)
+        phi = np.arange(n_phi) * 2 * np.pi / n_phi
+        ct, ph = np.meshgrid(x, phi, indexing="ij")
+        st = np.sqrt(1 - ct**2)
+        dirs = np.stack([st * np.cos(ph), st * np.sin(ph), ct], -1).reshape(-1, 3)
+        weights = (w[:, None] * np.full(n_phi, 2 * np.pi / n_phi)[None]).reshape(-1)
+        # e3nn's harmonics use (y, z, x) as their axes; any fixed frame works for a grid.
+        d = torch.tensor(dirs, dtype=torch.float64)
+        y = spherical_harmonics(lmax, d)
+        self.register_buffer("directions", d, persistent=False)
+        self.register_buffer("to_matrix", y, persistent=False)  # (G, K)
+        self.register_buffer(
+            "from_matrix", (y * torch.tensor(weights)[:, None]).T.contiguous(), persistent=False
+        )  # (K, G)
+
+    def to_grid(self, x):
+        return torch.einsum("gk,nkc->ngc", self.to_matrix.to(x.dtype), x)
+
+    def from_grid(self, f):
+        return torch.einsum("kg,ngc->nkc", self.from_matrix.to(f.dtype), f)
+
+
+def degrees(lmax: int) -> torch.Tensor:
+    return torch.cat([torch.full((2 * l + 1,), l) for l in range(lmax + 1)])
+
+
+class EquivariantLinear(nn.Module):
+    """Per-degree channel mixing on ragged features ``(N, (L+1)^2, C_max)``."""
+
+    def __init__(self, lmax, channels_in, channels_out):
+        super().__init__()
+        self.lmax = lmax
+        self.c_in = (channels_in,) * (lmax + 1) if isinstance(channels_in, int) else channels_in
+        self.c_out = (channels_out,) * (lmax + 1) if isinstance(channels_out, int) else channels_out
+        self.weights = nn.ParameterList(
+            nn.Parameter(torch.randn(ci, co) / math.sqrt(max(ci, 1)))
+            for ci, co in zip(self.c_in, self.c_out)
+        )
+        self.bias = nn.Parameter(torch.zeros(self.c_out[0]))
+
+    def forward(self, x):
+        out = x.new_zeros(x.shape[0], x.shape[1], max(self.c_out))
+        for l, w in enumerate(self.weights):
+            ci, co = w.shape
+            if ci == 0 or co == 0:
+                continue
+            sl = slice(l * l, (l + 1) ** 2)
+            out[:, sl, :co] = torch.einsum("nmc,cd->nmd", x[:, sl, :ci], w.to(x.dtype))
+        out[:, 0, : self.c_out[0]] = out[:, 0, : self.c_out[0]] + self.bias.to(x.dtype)
+        return out
+
+
+class Gate(nn.Module):
+    """SiLU on scalars; degree l > 0 channels scaled by sigmoid gates made from extra scalars."""
+
+    def __init__(self, lmax, channels):
+        super().__init__()
+        self.lmax, self.channels = lmax, channels
+
+    @staticmethod
+    def input_channels(channels):
+        return (channels[0] + sum(channels[1:]),) + tuple(channels[1:])
+
+    def forward(self, x):
+        c0 = self.channels[0]
+        out = x.new_zeros(x.shape[0], x.shape[1], max(self.channels))
+        out[:, 0, :c0] = torch.nn.functional.silu(x[:, 0, :c0])
+        start = c0
+        for l in range(1, self.lmax + 1):
+            cl = self.channels[l]
+            gates = torch.sigmoid(x[:, 0, start : start + cl])
+            start += cl
+            sl = slice(l * l, (l + 1) ** 2)
+            out[:, sl, :cl] = x[:, sl, :cl] * gates[:, None, :]
+        return out

@@ -1,0 +1,237 @@
+"""The equivariant family: message passing in the spherical-channel layout, blocks by configuration.
+
+Node features are ``(N, (L+1)^2, C_max)`` with ``channels[l]`` meaningful channels per degree
+(the rest exactly zero); degree l has parity (-1)^l, like the spherical harmonics, so every
+product keeps only paths with l1 + l2 + l3 even (the others would make pseudo-tensors).
+
+Per layer: lift the node features to the convolution width, gather the sender's, take the
+tensor product with the edge's spherical harmonics weighted by a radial function, sum into the
+receiver, optionally take a many-body product, update through the self-connection, and read
+out scalars. The energy is the sum of the read-outs of all layers (MACE-style).
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from ..data import keys as K
+from ..kernels.gaunt_conv import gaunt_grid_conv
+from ..nn.radial import BesselBasis, CubicBSplineRadial, PolynomialEnvelope
+from ._interim import EquivariantLinear, Gate, S2Grid, spherical_harmonics
+from .base import Potential
+from .registry import register_model, register_preset
+
+INTERACTIONS = ("cg", "gaunt-grid", "gaunt-fourier")
+RADIALS = ("mlp", "spline")
+SELF_CONNECTIONS = ("linear", "gate", "grid")
+
+
+def _per_l(channels, lmax) -> tuple[int, ...]:
+    if isinstance(channels, int):
+        return (channels,) * (lmax + 1)
+    channels = tuple(int(c) for c in channels)
+    if len(channels) != lmax + 1:
+        raise ValueError(f"channels {channels} must give one count per degree 0..{lmax}")
+    return channels
+
+
+class RadialNet(nn.Module):
+    """Edge length -> per-edge weights ``(E, num_weights, C)``: a Bessel MLP or a B-spline table."""
+
+    def __init__(self, kind, cutoff, num_weights, channels, num_basis, num_knots, hidden):
+        # kind/cutoff/... come from the model's "radial" settings; num_weights from the product.
+        super().__init__()
+        self.kind, self.shape = kind, (num_weights, channels)
+        n_out = num_weights * channels
+        if kind == "mlp":
+            self.basis = BesselBasis(cutoff, num_basis)
+            self.net = nn.Sequential(
+                nn.Linear(num_basis, hidden), nn.SiLU(), nn.Linear(hidden, hidden), nn.SiLU(),
+                nn.Linear(hidden, n_out),
+            )
+            # The MLP's biases would survive at the cutoff; the envelope takes them to zero.
+            self.envelope = PolynomialEnvelope(cutoff)
+        elif kind == "spline":
+            self.spline = CubicBSplineRadial(cutoff, n_out, num_knots, init_std=1.0)
+        else:
+            raise ValueError(f"radial must be one of {RADIALS}, got {kind!r}")
+
+    def forward(self, r):
+        if self.kind == "mlp":
+            out = self.net(self.basis(r)) * self.envelope(r)[:, None]
+        else:
+            out = self.spline(r)
+        return out.reshape(-1, *self.shape)
+
+
+class EdgeProductInteraction(nn.Module):
+    """Per-edge tensor product (CG or Gaunt-Fourier) of the sender's features with the filter
+    ``R(|r_ij|) * Y(rhat_ij)``, summed into the receiver."""
+
+    def __init__(self, kind, lmax, channels, radial_kwargs):
+        super().__init__()
+        from ..nn.tensor_product import CGTensorProduct, GauntFourierProduct
+
+        self.kind, self.lmax = kind, lmax
+        if kind == "cg":
+            self.tp = CGTensorProduct(lmax, lmax, lmax, channels)
+            num_weights = self.tp.num_paths
+        else:
+            self.tp = GauntFourierProduct(lmax, lmax, lmax)
+            num_weights = lmax + 1
+        self.radial = RadialNet(num_weights=num_weights, channels=channels, **radial_kwargs)
+
+    def forward(self, x, edge_vec, r, sh, sender, receiver):
+        w = self.radial(r)
+        if self.kind == "cg":
+            messages = self.tp(x[sender], sh[:, :, None], weights=w)
+        else:
+            messages = self.tp(x[sender], sh[:, :, None], weights2=w)
+        return torch.zeros_like(x).index_add(0, receiver, messages)
+
+
+class GauntGridInteraction(nn.Module):
+    """The Gaunt product on the S2 grid, with the projections moved to the nodes.
+
+    ``from_grid`` is linear, so it commutes with the sum over neighbours: features go to the
+    grid once per node, each edge only multiplies by its filter on the grid (computed from the
+    edge direction by the addition theorem), and the sum returns to spherical harmonics once per
+    receiver. Per edge this costs G*C multiplications instead of two (L+1)^2 x G projections.
+    The grid is exact for degree 3*lmax, so the result equals the Gaunt product (even paths).
+    """
+
+    def __init__(self, lmax, channels, radial_kwargs, backend="auto"):
+        super().__init__()
+        self.lmax, self.backend = lmax, backend
+        self.grid = S2Grid(3 * lmax, lmax)
+        self.radial = RadialNet(num_weights=lmax + 1, channels=channels, **radial_kwargs)
+
+    def forward(self, x, edge_vec, r, sh, sender, receiver):
+        xg = self.grid.to_grid(x)
+        direction = edge_vec / r.clamp_min(1e-12)[:, None]
+        out = gaunt_grid_conv(
+            xg, direction, self.radial(r), self.grid.directions.to(x.dtype), sender, receiver
+        )
+        return self.grid.from_grid(out)
+
+
+def make_interaction(kind, lmax, channels, radial_kwargs):
+    if kind not in INTERACTIONS:
+        raise ValueError(f"interaction must be one of {INTERACTIONS}, got {kind!r}")
+    if kind == "gaunt-grid":
+        return GauntGridInteraction(lmax, channels, radial_kwargs)
+    return EdgeProductInteraction(kind, lmax, channels, radial_kwargs)
+
+
+class Layer(nn.Module):
+    def __init__(self, lmax, channels_in, channels, conv, hp):
+        super().__init__()
+        self.lift = EquivariantLinear(lmax, channels_in, conv)
+        self.interaction = make_interaction(hp["interaction"], lmax, conv, hp["radial"])
+        self.product = None
+        if hp["correlation"] > 1:
+            from ..nn.product import SymmetricGridProduct
+
+            self.product = SymmetricGridProduct(lmax, conv, hp["correlation"])
+        self.skip = EquivariantLinear(lmax, channels_in, channels)
+        kind = hp["self_connection"]
+        if kind == "linear":
+            self.update = EquivariantLinear(lmax, conv, channels)
+        elif kind == "gate":
+            self.update = nn.Sequential(
+                EquivariantLinear(lmax, conv, Gate.input_channels(channels)), Gate(lmax, channels)
+            )
+        elif kind == "grid":
+            from ..nn.mixing import GridMixing
+
+            self.update = GridMixing(lmax, conv, channels, resolution=hp["grid_resolution"])
+        else:
+            raise ValueError(f"self_connection must be one of {SELF_CONNECTIONS}, got {kind!r}")
+
+    def forward(self, h, edge_vec, r, sh, sender, receiver, inv_avg):
+        x = self.lift(h)
+        m = self.interaction(x, edge_vec, r, sh, sender, receiver) * inv_avg
+        if self.product is not None:
+            m = self.product(m)
+        return self.skip(h) + self.update(m)
+
+
+@register_model("equivariant")
+class EquivariantPotential(Potential):
+    """E(3)-equivariant message passing with swappable interaction, radial and self-connection."""
+
+    def __init__(
+        self,
+        cutoff: float = 5.0,
+        elements=(1, 6, 7, 8),
+        dtype="float64",
+        lmax: int = 2,
+        channels=64,
+        conv_channels: int | None = None,
+        num_layers: int = 2,
+        interaction: str = "gaunt-grid",
+        radial: str = "spline",
+        self_connection: str = "gate",
+        correlation: int = 1,
+        num_basis: int = 8,
+        num_knots: int = 16,
+        radial_hidden: int = 64,
+        readout_hidden: int = 16,
+        grid_resolution: int | None = None,
+        avg_num_neighbors: float = 10.0,
+    ):
+        super().__init__(cutoff, list(elements), dtype)
+        for key, value, allowed in [("interaction", interaction, INTERACTIONS),
+                                    ("radial", radial, RADIALS),
+                                    ("self_connection", self_connection, SELF_CONNECTIONS)]:
+            if value not in allowed:
+                raise ValueError(f"{key} must be one of {allowed}, got {value!r}")
+        self.lmax = int(lmax)
+        self.channels = _per_l(channels, self.lmax)
+        conv = int(conv_channels or max(self.channels))
+        hp = {
+            "interaction": interaction, "self_connection": self_connection,
+            "correlation": int(correlation), "grid_resolution": grid_resolution,
+            "radial": {"kind": radial, "cutoff": cutoff, "num_basis": num_basis,
+                       "num_knots": num_knots, "hidden": radial_hidden},
+        }
+        self.embedding = nn.Embedding(len(self.elements), self.channels[0])
+        scalars_only = (self.channels[0],) + (0,) * self.lmax
+        self.layers = nn.ModuleList(
+            Layer(self.lmax, scalars_only if t == 0 else self.channels, self.channels, conv, hp)
+            for t in range(num_layers)
+        )
+        c0 = self.channels[0]
+        self.readouts = nn.ModuleList(nn.Linear(c0, 1, bias=False) for _ in range(num_layers - 1))
+        self.readouts.append(
+            nn.Sequential(nn.Linear(c0, readout_hidden), nn.SiLU(), nn.Linear(readout_hidden, 1))
+        )
+        self.register_buffer("inv_avg_num_neighbors", torch.tensor(1.0 / float(avg_num_neighbors)))
+
+    def atomic_output(self, graph, edge_vec):
+        sender, receiver = graph[K.EDGE_INDEX]
+        n = graph[K.ATOMIC_NUMBERS].shape[0]
+        r = torch.linalg.norm(edge_vec, dim=-1)
+        sh = spherical_harmonics(self.lmax, edge_vec)
+        h = edge_vec.new_zeros(n, (self.lmax + 1) ** 2, self.channels[0])
+        h[:, 0, :] = self.embedding(self.species(graph)).to(edge_vec.dtype)
+        out = edge_vec.new_zeros(n)
+        for layer, readout in zip(self.layers, self.readouts):
+            h = layer(h, edge_vec, r, sh, sender, receiver, self.inv_avg_num_neighbors.to(h.dtype))
+            out = out + readout(h[:, 0, : self.channels[0]]).squeeze(-1)
+        return out
+
+
+register_preset(
+    "nequip-like", "equivariant", interaction="cg", radial="mlp", self_connection="gate",
+    lmax=2, channels=32, num_layers=3,
+)
+register_preset(
+    "facet-s", "equivariant", cutoff=5.0, interaction="gaunt-grid", radial="spline",
+    self_connection="grid", lmax=2, channels=(128, 64, 32), conv_channels=64, num_layers=2,
+)
+register_preset(
+    "gaunt", "equivariant", interaction="gaunt-grid", radial="spline", self_connection="gate",
+    lmax=4, channels=64, num_layers=2, correlation=2,
+)

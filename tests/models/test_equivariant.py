@@ -1,0 +1,31 @@
+"""The physics contract on every combination of the equivariant family's blocks."""
+
+import itertools
+
+import pytest
+
+from mlip.testing.mixin import PotentialContract
+
+SMALL = {"lmax": 2, "channels": (8, 6, 4), "conv_channels": 6, "num_layers": 2,
+         "radial_hidden": 8, "num_knots": 8, "readout_hidden": 8}
+
+
+def _contract(interaction, radial, self_connection, **extra):
+    name = f"Test_{interaction}_{radial}_{self_connection}".replace("-", "_")
+    hp = {**SMALL, "interaction": interaction, "radial": radial,
+          "self_connection": self_connection, **extra}
+    return type(name, (PotentialContract,), {"model_name": "equivariant", "hyperparameters": hp})
+
+
+COMBINATIONS = list(itertools.product(["gaunt-grid"], ["mlp", "spline"], ["linear", "gate"]))
+for combo in COMBINATIONS:
+    cls = _contract(*combo)
+    globals()[cls.__name__] = cls
+
+
+def test_unknown_block_names_are_refused():
+    import mlip
+
+    for key, bad in [("interaction", "fft"), ("radial", "gauss"), ("self_connection", "mlp")]:
+        with pytest.raises(ValueError, match=key):
+            mlip.build_model("equivariant", elements=[1], **{key: bad})
