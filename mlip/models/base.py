@@ -37,7 +37,9 @@ class Potential(nn.Module):
     #: whether the model reads total charge and spin multiplicity (OMol25-style data)
     uses_charge_spin: bool = False
 
-    def __init__(self, cutoff: float, elements: list[int], dtype="float64"):
+    def __init__(
+        self, cutoff: float, elements: list[int], dtype="float64", pair_repulsion: bool = False
+    ):
         super().__init__()
         if not elements:
             raise ValueError("a model needs at least one element")
@@ -51,6 +53,12 @@ class Potential(nn.Module):
         self.register_buffer("element_index", index, persistent=False)
         self.register_buffer("e0", torch.zeros(119, dtype=torch.float64))
         self.register_buffer("scale", torch.ones((), dtype=torch.float64))
+        # Optional ZBL wall, added in eV after scaling: it is physics, not a learned output.
+        self.repulsion = None
+        if pair_repulsion:
+            from ..nn.repulsion import ZBLRepulsion
+
+            self.repulsion = ZBLRepulsion()
 
     # ---- to be implemented by models ---------------------------------------------------
     def atomic_output(
@@ -120,6 +128,11 @@ class Potential(nn.Module):
         # Energies are accumulated in float64 whatever the model dtype: E0 dominates them.
         e0 = self.e0[graph[K.ATOMIC_NUMBERS]]
         node_energy = self.scale * out.to(torch.float64) + e0
+        if self.repulsion is not None:
+            length = torch.linalg.norm(edge_vec, dim=-1)
+            node_energy = node_energy + self.repulsion(
+                graph[K.ATOMIC_NUMBERS], graph[K.EDGE_INDEX], length
+            ).to(torch.float64)
         energy = torch.zeros(n_structures, dtype=torch.float64, device=out.device).index_add(
             0, batch, node_energy
         )

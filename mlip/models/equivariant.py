@@ -180,8 +180,9 @@ class EquivariantPotential(Potential):
         readout_hidden: int = 16,
         grid_resolution: int | None = None,
         avg_num_neighbors: float = 10.0,
+        pair_repulsion: bool = False,
     ):
-        super().__init__(cutoff, list(elements), dtype)
+        super().__init__(cutoff, list(elements), dtype, pair_repulsion)
         for key, value, allowed in [("interaction", interaction, INTERACTIONS),
                                     ("radial", radial, RADIALS),
                                     ("self_connection", self_connection, SELF_CONNECTIONS)]:

@@ -23,6 +23,11 @@ for combo in COMBINATIONS:
     globals()[cls.__name__] = cls
 
 
+class TestWithPairRepulsion(PotentialContract):
+    model_name = "equivariant"
+    hyperparameters = {**SMALL, "pair_repulsion": True}
+
+
 def test_unknown_block_names_are_refused():
     import mlip
 

@@ -12,7 +12,10 @@ import mlip
 
 
 def nve_drift(model_name="nequip-like", steps=2000, seed=0, **hp):
+    # Random weights make a random potential with no short-range wall; the ZBL term keeps
+    # atoms from collapsing onto each other over 2 ps, which would end the run.
     torch.manual_seed(seed)
+    hp = {"pair_repulsion": True, **hp}
     model = mlip.build_model(model_name, elements=[29], cutoff=5.0, dtype="float64", **hp)
     atoms = bulk("Cu", "fcc", a=3.61, cubic=True) * (3, 3, 3)
     MaxwellBoltzmannDistribution(atoms, temperature_K=300, rng=np.random.default_rng(seed))
