@@ -98,3 +98,35 @@ class Gate(nn.Module):
             sl = slice(l * l, (l + 1) ** 2)
             out[:, sl, :cl] = x[:, sl, :cl] * gates[:, None, :]
         return out
+
+
+class CGTensorProduct(nn.Module):
+    """Channelwise ("uvu") Clebsch-Gordan product, even paths only (parity (-1)^l features).
+
+    ``x1 (E, (L1+1)^2, C)`` with ``x2 (E, (L2+1)^2, 1)`` and per-path weights ``(E, P, C)``.
+    Paths with l1 + l2 + l3 odd would produce pseudo-tensors and are left out.
+    """
+
+    def __init__(self, l1max, l2max, lout, channels):
+        super().__init__()
+        self.paths = [
+            (l1, l2, l3)
+            for l1 in range(l1max + 1)
+            for l2 in range(l2max + 1)
+            for l3 in range(abs(l1 - l2), min(l1 + l2, lout) + 1)
+            if (l1 + l2 + l3) % 2 == 0
+        ]
+        k1, k2, k3 = (l1max + 1) ** 2, (l2max + 1) ** 2, (lout + 1) ** 2
+        table = torch.zeros(len(self.paths), k1, k2, k3, dtype=torch.float64)
+        for p, (l1, l2, l3) in enumerate(self.paths):
+            w3j = o3.wigner_3j(l1, l2, l3, dtype=torch.float64) * math.sqrt(2 * l3 + 1)
+            s1, s2, s3 = (slice(l * l, (l + 1) ** 2) for l in (l1, l2, l3))
+            table[p, s1, s2, s3] = w3j
+        self.register_buffer("table", table, persistent=False)
+        self.num_paths = len(self.paths)
+
+    def forward(self, x1, x2, weights):
+        table = self.table.to(x1.dtype)
+        z = torch.einsum("pijk,ej->epik", table, x2[..., 0])
+        u = torch.einsum("epik,eic->epkc", z, x1)
+        return torch.einsum("epkc,epc->ekc", u, weights)

@@ -18,7 +18,7 @@ from torch import nn
 from ..data import keys as K
 from ..kernels.gaunt_conv import gaunt_grid_conv
 from ..nn.radial import BesselBasis, CubicBSplineRadial, PolynomialEnvelope
-from ._interim import EquivariantLinear, Gate, S2Grid, spherical_harmonics
+from ._interim import CGTensorProduct, EquivariantLinear, Gate, S2Grid, spherical_harmonics
 from .base import Potential
 from .registry import register_model, register_preset
 
@@ -71,13 +71,13 @@ class EdgeProductInteraction(nn.Module):
 
     def __init__(self, kind, lmax, channels, radial_kwargs):
         super().__init__()
-        from ..nn.tensor_product import CGTensorProduct, GauntFourierProduct
-
         self.kind, self.lmax = kind, lmax
         if kind == "cg":
             self.tp = CGTensorProduct(lmax, lmax, lmax, channels)
             num_weights = self.tp.num_paths
         else:
+            from ..nn.tensor_product import GauntFourierProduct
+
             self.tp = GauntFourierProduct(lmax, lmax, lmax)
             num_weights = lmax + 1
         self.radial = RadialNet(num_weights=num_weights, channels=channels, **radial_kwargs)

@@ -17,7 +17,7 @@ def _contract(interaction, radial, self_connection, **extra):
     return type(name, (PotentialContract,), {"model_name": "equivariant", "hyperparameters": hp})
 
 
-COMBINATIONS = list(itertools.product(["gaunt-grid"], ["mlp", "spline"], ["linear", "gate"]))
+COMBINATIONS = list(itertools.product(["gaunt-grid", "cg"], ["mlp", "spline"], ["linear", "gate"]))
 for combo in COMBINATIONS:
     cls = _contract(*combo)
     globals()[cls.__name__] = cls
