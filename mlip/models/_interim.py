@@ -116,17 +116,19 @@ class CGTensorProduct(nn.Module):
             for l3 in range(abs(l1 - l2), min(l1 + l2, lout) + 1)
             if (l1 + l2 + l3) % 2 == 0
         ]
-        k1, k2, k3 = (l1max + 1) ** 2, (l2max + 1) ** 2, (lout + 1) ** 2
-        table = torch.zeros(len(self.paths), k1, k2, k3, dtype=torch.float64)
+        self.lout = lout
         for p, (l1, l2, l3) in enumerate(self.paths):
             w3j = o3.wigner_3j(l1, l2, l3, dtype=torch.float64) * math.sqrt(2 * l3 + 1)
-            s1, s2, s3 = (slice(l * l, (l + 1) ** 2) for l in (l1, l2, l3))
-            table[p, s1, s2, s3] = w3j
-        self.register_buffer("table", table, persistent=False)
+            self.register_buffer(f"w3j_{p}", w3j, persistent=False)
         self.num_paths = len(self.paths)
 
     def forward(self, x1, x2, weights):
-        table = self.table.to(x1.dtype)
-        z = torch.einsum("pijk,ej->epik", table, x2[..., 0])
-        u = torch.einsum("epik,eic->epkc", z, x1)
-        return torch.einsum("epkc,epc->ekc", u, weights)
+        # One small dense contraction per path: the full (K1, K2, K3) table is mostly zeros.
+        out = x1.new_zeros(x1.shape[0], (self.lout + 1) ** 2, x1.shape[-1])
+        y = x2[..., 0]
+        for p, (l1, l2, l3) in enumerate(self.paths):
+            w3j = getattr(self, f"w3j_{p}").to(x1.dtype)
+            t = torch.einsum("ijk,ej->eki", w3j, y[:, l2 * l2 : (l2 + 1) ** 2])
+            msg = torch.bmm(t, x1[:, l1 * l1 : (l1 + 1) ** 2]) * weights[:, p, None, :]
+            out[:, l3 * l3 : (l3 + 1) ** 2] += msg
+        return out
