@@ -18,7 +18,14 @@ from torch import nn
 from ..data import keys as K
 from ..kernels.gaunt_conv import gaunt_grid_conv
 from ..nn.radial import BesselBasis, CubicBSplineRadial, PolynomialEnvelope
-from ._interim import CGTensorProduct, EquivariantLinear, Gate, S2Grid, spherical_harmonics
+from ._interim import (
+    CGTensorProduct,
+    EquivariantLinear,
+    Gate,
+    GridMixing,
+    S2Grid,
+    spherical_harmonics,
+)
 from .base import Potential
 from .registry import register_model, register_preset
 
@@ -143,8 +150,6 @@ class Layer(nn.Module):
                 EquivariantLinear(lmax, conv, Gate.input_channels(channels)), Gate(lmax, channels)
             )
         elif kind == "grid":
-            from ..nn.mixing import GridMixing
-
             self.update = GridMixing(lmax, conv, channels, resolution=hp["grid_resolution"])
         else:
             raise ValueError(f"self_connection must be one of {SELF_CONNECTIONS}, got {kind!r}")
