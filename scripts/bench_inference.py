@@ -4,7 +4,8 @@ Both run in this process, on the same prebuilt neighbour graphs of fcc Cu superc
 5 Å cutoff. MACE needs e3nn 0.4.4, so this runs in a separate environment:
 
     python3 -m venv .venv-bench && . .venv-bench/bin/activate
-    pip install torch==2.13.0 && pip install mace-torch "e3nn==0.4.4" && pip install -e .
+    pip install torch==2.13.0 && pip install mace-torch "e3nn==0.4.4"
+    pip install -e . --no-deps && pip install vesin pymatgen torch-geometric ijson ase-db-backends
     pip uninstall -y torchvision   # if anything pulled it in: it breaks beside CPU torch
     python scripts/bench_inference.py --sizes 108 256 864 --dtype float32
 
@@ -22,8 +23,13 @@ import numpy as np
 import torch
 from ase.build import bulk
 
-import mlip
-from mlip.data import from_ase
+try:  # mace first: it lets e3nn 0.4.4 load its constants under torch's weights_only default
+    import mace  # noqa: F401
+except ImportError:
+    mace = None
+
+import mlip  # noqa: E402
+from mlip.data import from_ase  # noqa: E402
 
 CUTOFF = 5.0
 
@@ -59,10 +65,9 @@ def mlip_runner(name: str, atoms, dtype: str, **hp):
 
 
 def mace_runner(atoms, dtype: str, channels: int = 128, lmax: int = 1):
-    # mace first: it lets e3nn 0.4.4 load its constants under torch's weights_only default.
+    from e3nn import o3
     from mace import data, modules, tools
     from mace.tools import torch_geometric
-    from e3nn import o3  # isort: skip
 
     torch.manual_seed(0)
     z_table = tools.AtomicNumberTable([29])

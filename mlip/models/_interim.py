@@ -166,3 +166,32 @@ class GridMixing(nn.Module):
 def default_mixing_resolution(lmax: int) -> int:
     """Grid degree for mixing: measured in docs/nn.md (relative error < 1e-4 from here on)."""
     return 4 * lmax + 4
+
+
+class SymmetricGridProduct(nn.Module):
+    """ACE/MACE-style many-body features as powers of the node function on the S2 grid.
+
+    ``B = sum_{nu=1..correlation} w_nu * from_grid(f^nu)`` with ``f = to_grid(x)``, per channel.
+    The grid is exact for degree ``correlation * L + L``, so the projection is the exact
+    equivariant symmetric product (Gaunt paths only: every coupled l1+...+l_nu+l parity-even).
+    """
+
+    def __init__(self, lmax, channels, correlation):
+        super().__init__()
+        if correlation < 1:
+            raise ValueError(f"correlation must be >= 1, got {correlation}")
+        self.lmax, self.correlation = lmax, int(correlation)
+        self.grid = S2Grid((correlation + 1) * lmax, lmax)
+        weights = torch.zeros(correlation, channels)
+        weights[0] = 1.0  # starts as the identity plus small many-body terms
+        weights[1:] = 0.1 * torch.randn(correlation - 1, channels)
+        self.weights = nn.Parameter(weights)
+
+    def forward(self, x):
+        f = self.grid.to_grid(x)
+        w = self.weights.to(x.dtype)
+        total, power = w[0] * f, f
+        for nu in range(1, self.correlation):
+            power = power * f
+            total = total + w[nu] * power
+        return self.grid.from_grid(total)

@@ -24,6 +24,7 @@ from ._interim import (
     Gate,
     GridMixing,
     S2Grid,
+    SymmetricGridProduct,
     spherical_harmonics,
 )
 from .base import Potential
@@ -138,8 +139,6 @@ class Layer(nn.Module):
         self.interaction = make_interaction(hp["interaction"], lmax, conv, hp["radial"])
         self.product = None
         if hp["correlation"] > 1:
-            from ..nn.product import SymmetricGridProduct
-
             self.product = SymmetricGridProduct(lmax, conv, hp["correlation"])
         self.skip = EquivariantLinear(lmax, channels_in, channels)
         kind = hp["self_connection"]

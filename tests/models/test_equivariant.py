@@ -36,6 +36,11 @@ for combo in COMBINATIONS:
     globals()[cls.__name__] = cls
 
 
+class TestManyBodyProduct(PotentialContract):
+    model_name = "equivariant"
+    hyperparameters = {**SMALL, "correlation": 3}
+
+
 class TestWithPairRepulsion(PotentialContract):
     model_name = "equivariant"
     hyperparameters = {**SMALL, "pair_repulsion": True}
