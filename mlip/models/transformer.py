@@ -199,3 +199,6 @@ register_preset(
     "transformer-m", "transformer", cutoff=5.0, dim=128, num_heads=8, num_layers=4, edge_dim=64,
     distance_basis=8, order_parameters=6, readout_hidden=64,
 )
+
+# The frame-averaging wrapper is registered with the family it was made for.
+from . import frame_averaging  # noqa: E402, F401
