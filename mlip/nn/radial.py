@@ -11,6 +11,8 @@ import math
 import torch
 from torch import nn
 
+from ..kernels.bspline import bspline_radial
+
 
 class PolynomialEnvelope(nn.Module):
     """u(x) = 1 - (p+1)(p+2)/2 x^p + p(p+2) x^(p+1) - p(p+1)/2 x^(p+2), x = r / r_cut.
@@ -98,13 +100,9 @@ class CubicBSplineRadial(nn.Module):
         return i.long(), local
 
     def forward(self, r: torch.Tensor) -> torch.Tensor:
-        idx, local = self._locate(r)
-        # Padding rows for the three bases that would cross r_cut: their weights are zero.
-        table = torch.cat([self.weight, self.weight.new_zeros(3, self.num_out)], 0).to(r.dtype)
-        rows = idx[..., None] + torch.arange(4, device=r.device)
-        coeff = table[rows]  # (E, 4, num_out)
-        out = (local[..., None] * coeff).sum(-2)
-        return torch.where((r < self.cutoff)[..., None], out, torch.zeros_like(out))
+        # mlip.kernels.bspline holds this math (torch reference and Triton kernel); the
+        # padding rows for the three bases that would cross r_cut are added there.
+        return bspline_radial(r, self.weight.to(r.dtype), self.cutoff)
 
     def extra_repr(self) -> str:
         return f"cutoff={self.cutoff}, num_knots={self.num_knots}, num_out={self.num_out}"
