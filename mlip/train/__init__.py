@@ -1,0 +1,21 @@
+"""Training: configuration, losses, metrics, EMA, checkpoints, the loop and DDP.
+
+``train(config)`` does what ``mlip train config.yaml`` does.
+"""
+
+from .config import ConfigError, TrainConfig, as_config, load_config
+from .loop import StopTraining, TrainResult, train
+from .losses import WeightedLoss
+from .metrics import Metrics
+
+__all__ = [
+    "ConfigError",
+    "Metrics",
+    "StopTraining",
+    "TrainConfig",
+    "TrainResult",
+    "WeightedLoss",
+    "as_config",
+    "load_config",
+    "train",
+]

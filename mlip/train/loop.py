@@ -1,0 +1,393 @@
+"""The training loop: :func:`train` does what ``mlip train config.yaml`` does.
+
+A run directory holds ``config.yaml`` (the resolved configuration), ``best.pt`` (EMA weights
+with the lowest validation loss), ``last.pt`` (everything needed to continue), ``metrics.csv``,
+``train.log`` and, at the end, ``test_metrics.json``. A run whose directory already has
+``last.pt`` continues from it: weights, optimizer, schedule, EMA, RNG states and the position
+in the epoch are restored, and the per-epoch data order comes from ``seed`` and the epoch, so
+the result equals that of a run that never stopped.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import json
+import logging
+import sys
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import torch
+import yaml
+
+from ..data import keys as K
+from ..data.graph import to
+from ..data.loader import GraphDataset
+from ..models.registry import load_model, model_from_checkpoint
+from . import distributed
+from .checkpoint import (
+    atomic_write_text,
+    load_train_state,
+    rng_state,
+    save_checkpoint,
+    set_rng_state,
+)
+from .config import ConfigError, TrainConfig, as_config, save_config
+from .ema import EMA
+from .logger import RunLogger
+from .losses import TERMS, WeightedLoss, collate_targets
+from .metrics import Metrics, format_mev
+from .optim import Schedule, build_optimizer
+from .prepare import finetune_model, new_model, split_data
+
+log = logging.getLogger("mlip.train")
+
+# Settings a resumed run may change; any other difference from the saved config is an error.
+RESUMABLE_CHANGES = {"run.run_dir", "run.epochs", "run.max_time", "run.patience", "run.device",
+                     "run.log_every", "run.tensorboard", "run.checkpoint_every", "data.workers"}
+
+
+class StopTraining(Exception):
+    """Raised by a callback to end training at once, as if the process were killed."""
+
+
+@dataclass
+class TrainResult:
+    run_dir: Path
+    status: str  # "finished", "early stopping", "time limit", "already finished"
+    epochs: int
+    steps: int
+    best_epoch: int | None = None
+    best_valid: dict = field(default_factory=dict)
+    test: dict | None = None
+
+
+def _flatten(d: dict, prefix: str = "") -> dict:
+    out = {}
+    for k, v in d.items():
+        key = f"{prefix}{k}"
+        if isinstance(v, dict) and prefix.count(".") < 1:
+            out.update(_flatten(v, key + "."))
+        else:
+            out[key] = v
+    return out
+
+
+def _check_resumable(config: TrainConfig, saved_path: Path) -> None:
+    saved = _flatten(yaml.safe_load(saved_path.read_text()))
+    new = _flatten(config.to_dict())
+    changed = sorted(k for k in set(saved) | set(new)
+                     if saved.get(k) != new.get(k) and k not in RESUMABLE_CHANGES)
+    if changed:
+        raise ConfigError(f"cannot resume {saved_path.parent}: the configuration differs in "
+                          f"{', '.join(changed)}; use a new run.run_dir")
+
+
+def _loader(dataset, sampler, workers: int):
+    return torch.utils.data.DataLoader(
+        dataset, batch_sampler=sampler, collate_fn=collate_targets, num_workers=workers,
+        persistent_workers=workers > 0,
+    )
+
+
+class Trainer:
+    def __init__(self, config: TrainConfig, ctx: distributed.Context,
+                 callbacks: Sequence[Callable] = ()):
+        self.config, self.ctx, self.callbacks = config, ctx, list(callbacks)
+        self.run_dir = Path(config.run.run_dir)
+        self.loss = WeightedLoss(config.loss)
+        self.epoch = self.step_in_epoch = self.global_step = 0
+        self.best_loss, self.best_epoch, self.bad_epochs = float("inf"), None, 0
+        self.best_valid: dict = {}
+        self.loss_sum, self.loss_steps, self.elapsed = 0.0, 0, 0.0
+        self.status = "finished"
+
+    # ---- set-up --------------------------------------------------------------------------
+    def setup(self) -> None:
+        c, ctx = self.config, self.ctx
+        last = self.run_dir / "last.pt"
+        resume = last.exists()
+        if resume and (self.run_dir / "config.yaml").exists():
+            _check_resumable(c, self.run_dir / "config.yaml")
+        torch.manual_seed(c.run.seed)
+        np.random.seed(c.run.seed % 2**32)
+        import random
+
+        random.seed(c.run.seed)
+        train, valid, self.test_frames = split_data(c)
+        if resume:
+            ckpt, state = load_train_state(last)
+            model = model_from_checkpoint(ckpt, dtype=c.run.dtype)
+            model.load_state_dict(state["raw_weights"])
+            self.prep = dict(ckpt.get("training", {}).get("data", {}))
+        elif c.finetune.checkpoint is not None:
+            model, self.prep = finetune_model(c, train)
+        else:
+            model, self.prep = new_model(c, train)
+        self.model = model.to(ctx.device)
+        self.ddp = distributed.wrap(self.model, ctx)
+        d = c.data
+        supported = self.model.elements.tolist()
+        self.train_set = GraphDataset(train, self.model.cutoff, d.neighbors, supported=supported)
+        self.valid_set = (None if valid is None else
+                          GraphDataset(valid, self.model.cutoff, d.neighbors, supported=supported))
+        self.sampler = self._sampler(self.train_set, shuffle=True)
+        self.train_loader = _loader(self.train_set, self.sampler, d.workers)
+        if self.valid_set is not None:
+            self.valid_sampler = self._sampler(self.valid_set, shuffle=False)
+            self.valid_loader = _loader(self.valid_set, self.valid_sampler, d.workers)
+        self.optimizer = build_optimizer(self.model, c.optim)
+        steps_per_epoch = len(self.sampler.batches())
+        if steps_per_epoch == 0:
+            raise ConfigError("no training batch: fewer structures than processes?")
+        self.schedule = Schedule(self.optimizer, c.optim, c.run.epochs * steps_per_epoch)
+        self.ema = EMA(self.model, c.optim.ema_decay) if c.optim.ema_decay > 0 else None
+        if resume:
+            self._restore(state)
+        elif ctx.main:
+            save_config(c, self.run_dir / "config.yaml")
+        self.logger = RunLogger(self.run_dir, ctx.main, c.run.tensorboard, self.epoch)
+        if resume:
+            log.info("resuming %s at epoch %d, step %d", self.run_dir, self.epoch + 1,
+                     self.step_in_epoch)
+
+    def _sampler(self, dataset, shuffle: bool):
+        d = self.config.data
+        return distributed.BalancedBatchSampler(
+            dataset.num_atoms, d.max_atoms,
+            num_edges=dataset.num_edges() if d.max_edges is not None else None,
+            max_edges=d.max_edges, max_graphs=d.batch_size, rank=self.ctx.rank,
+            world=self.ctx.world, shuffle=shuffle, seed=self.config.run.seed,
+            drop_small=shuffle,
+        )
+
+    # ---- state ---------------------------------------------------------------------------
+    @property
+    def eval_model(self):
+        return self.ema.module if self.ema is not None else self.model
+
+    def _train_state(self) -> dict:
+        return {
+            "raw_weights": {k: v.detach().cpu() for k, v in self.model.state_dict().items()},
+            "optimizer": self.optimizer.state_dict(),
+            "schedule": self.schedule.state_dict(),
+            "ema": self.ema.state_dict() if self.ema is not None else None,
+            "rng": rng_state(),
+            "epoch": self.epoch, "step_in_epoch": self.step_in_epoch,
+            "global_step": self.global_step, "best_loss": self.best_loss,
+            "best_epoch": self.best_epoch, "best_valid": self.best_valid,
+            "bad_epochs": self.bad_epochs, "loss_sum": self.loss_sum,
+            "loss_steps": self.loss_steps, "elapsed": self.elapsed, "status": self.status,
+        }
+
+    def _restore(self, s: dict) -> None:
+        self.optimizer.load_state_dict(s["optimizer"])
+        self.schedule.load_state_dict(s["schedule"])
+        if self.ema is not None:
+            if s["ema"] is None:
+                raise ConfigError("the checkpoint has no EMA state but optim.ema_decay > 0")
+            self.ema.load_state_dict(s["ema"])
+        set_rng_state(s["rng"])
+        for key in ("epoch", "step_in_epoch", "global_step", "best_loss", "best_epoch",
+                    "best_valid", "bad_epochs", "loss_sum", "loss_steps", "elapsed", "status"):
+            setattr(self, key, s[key])
+
+    def _summary(self, valid: dict | None = None) -> dict:
+        return {"config": self.config.to_dict(), "data": self.prep, "epoch": self.epoch,
+                "step": self.global_step, "best_epoch": self.best_epoch,
+                "valid": {k: v for k, v in (valid or self.best_valid).items()
+                          if k != "per_element"},
+                "status": self.status}
+
+    def save_last(self) -> None:
+        if self.ctx.main:
+            save_checkpoint(self.run_dir / "last.pt", self.eval_model, self._summary(),
+                            self._train_state())
+
+    # ---- steps ---------------------------------------------------------------------------
+    def _autocast(self):
+        if self.config.run.bf16:
+            if self.ctx.device.type != "cuda":
+                raise ConfigError("run.bf16 needs a GPU; this run is on the CPU")
+            return torch.autocast("cuda", dtype=torch.bfloat16)
+        return contextlib.nullcontext()
+
+    def _wants_stress(self, graph) -> bool:
+        return (self.loss.wants_stress() and K.STRESS in graph
+                and bool(graph[K.PBC].all(dim=1).any()))
+
+    def train_step(self, batch) -> float:
+        graph = to(batch, self.ctx.device)
+        self.ddp.train()
+        with self._autocast():
+            pred = self.ddp(graph, compute_forces=True, compute_stress=self._wants_stress(graph))
+        terms = self.loss.terms(pred, graph)
+        counts = torch.tensor([float(terms[t][1]) if t in terms else 0.0 for t in TERMS],
+                              dtype=torch.float64)
+        self.ctx.all_reduce(counts)
+        loss = self.loss.combine(terms, dict(zip(TERMS, counts.tolist())), self.ctx.world)
+        self.optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        if self.config.optim.grad_clip > 0:
+            torch.nn.utils.clip_grad_norm_(self.model.parameters(), self.config.optim.grad_clip)
+        self.optimizer.step()
+        self.schedule.step()
+        if self.ema is not None:
+            self.ema.update(self.model)
+        return float(loss.detach()) / self.ctx.world
+
+    def validate(self) -> tuple[float, dict]:
+        model = self.eval_model.eval()
+        metrics = Metrics()
+        sums = torch.zeros(len(TERMS), 2, dtype=torch.float64)
+        for batch in self.valid_loader:
+            graph = to(batch, self.ctx.device)
+            with self._autocast():
+                pred = model(graph, compute_forces=True, compute_stress=self._wants_stress(graph))
+            pred = {k: v.detach() for k, v in pred.items()}
+            metrics.update(pred, graph)
+            terms = self.loss.terms(pred, graph)
+            for i, term in enumerate(TERMS):
+                if term in terms:
+                    sums[i] += torch.stack([terms[term][0].cpu(), terms[term][1].cpu()])
+        metrics.all_reduce(self.ctx.all_reduce)
+        self.ctx.all_reduce(sums)
+        terms = {t: (sums[i, 0], sums[i, 1]) for i, t in enumerate(TERMS) if sums[i, 1] > 0}
+        return float(self.loss.combine(terms)), metrics.compute()
+
+    # ---- the loop ------------------------------------------------------------------------
+    def run(self, max_time: float | None) -> TrainResult:
+        c, ctx = self.config, self.ctx
+        start = time.monotonic()
+        elapsed0 = self.elapsed
+        if self.epoch >= c.run.epochs or self.status == "early stopping":
+            log.info("%s has already finished (%s)", self.run_dir, self.status)
+            return self._result("already finished")
+        self.status = "finished"
+        tty = ctx.main and sys.stderr.isatty()
+        while self.epoch < c.run.epochs:
+            self.sampler.set_epoch(self.epoch, self.step_in_epoch)
+            n_steps = len(self.sampler.batches())
+            bar = None
+            if tty:
+                from tqdm import tqdm
+
+                bar = tqdm(total=n_steps, initial=self.step_in_epoch, leave=False,
+                           desc=f"epoch {self.epoch + 1}/{c.run.epochs}")
+            stop = False
+            for batch in self.train_loader:
+                loss = self.train_step(batch)
+                self.loss_sum += loss
+                self.loss_steps += 1
+                self.step_in_epoch += 1
+                self.global_step += 1
+                self.elapsed = elapsed0 + time.monotonic() - start
+                if bar is not None:
+                    bar.update(1)
+                    bar.set_postfix(loss=f"{loss:.4g}")
+                elif ctx.main and self.global_step % c.run.log_every == 0:
+                    log.info("epoch %d step %d/%d loss %.5g lr %.3g", self.epoch + 1,
+                             self.step_in_epoch, n_steps, loss, self.schedule.lr())
+                every = c.run.checkpoint_every
+                if every and self.global_step % every == 0 and self.step_in_epoch < n_steps:
+                    self.save_last()
+                for callback in self.callbacks:
+                    callback(self)
+                if max_time is not None and ctx.any(time.monotonic() - start > max_time):
+                    stop = True
+                    break
+            if bar is not None:
+                bar.close()
+            if stop:
+                self.status = "time limit"
+                log.info("time limit of %.0f s reached at epoch %d step %d; resume to continue",
+                         max_time, self.epoch + 1, self.step_in_epoch)
+                self.save_last()
+                break
+            if self.end_epoch():
+                break
+        self.logger.close()
+        return self._result(self.status)
+
+    def end_epoch(self) -> bool:
+        """Validate, log, checkpoint; True when early stopping ends the run."""
+        c = self.config
+        train_loss = self.ctx.all_reduce(torch.tensor([self.loss_sum, self.loss_steps],
+                                                      dtype=torch.float64))
+        train_loss = float(train_loss[0] / max(float(train_loss[1]), 1.0))
+        if self.valid_set is not None:
+            valid_loss, valid = self.validate()
+        else:
+            valid_loss, valid = train_loss, {}
+        self.epoch += 1
+        self.step_in_epoch, self.loss_sum, self.loss_steps = 0, 0.0, 0
+        improved = valid_loss < self.best_loss
+        if improved:
+            self.best_loss, self.best_epoch, self.best_valid = valid_loss, self.epoch, valid
+            self.bad_epochs = 0
+        else:
+            self.bad_epochs += 1
+        self.schedule.epoch_end(valid_loss)
+        row = {"epoch": self.epoch, "step": self.global_step, "time_s": round(self.elapsed, 2),
+               "lr": self.schedule.lr(), "train_loss": train_loss, "valid_loss": valid_loss}
+        row.update({f"valid_{k}_mev": 1000 * v for k, v in valid.items()})
+        self.logger.epoch(row)
+        log.info("epoch %d/%d train loss %.5g valid loss %.5g%s %s", self.epoch, c.run.epochs,
+                 train_loss, valid_loss, " (best)" if improved else "", format_mev(valid))
+        stop = c.run.patience is not None and self.bad_epochs >= c.run.patience
+        if stop:
+            self.status = "early stopping"
+            log.info("early stopping: no better validation loss in %d epochs", c.run.patience)
+        if improved and self.ctx.main:
+            save_checkpoint(self.run_dir / "best.pt", self.eval_model, self._summary(valid))
+        self.save_last()
+        return stop
+
+    def _result(self, status: str) -> TrainResult:
+        test = None
+        if status != "time limit" and self.test_frames is not None and self.ctx.main:
+            test = self.evaluate_test()
+        return TrainResult(self.run_dir, status, self.epoch, self.global_step, self.best_epoch,
+                           self.best_valid, test)
+
+    def evaluate_test(self) -> dict:
+        from ..evaluate import evaluate
+
+        path = self.run_dir / ("best.pt" if (self.run_dir / "best.pt").exists() else "last.pt")
+        model = load_model(path, device=self.ctx.device)
+        metrics = evaluate(model, self.test_frames, max_atoms=self.config.data.max_atoms)
+        atomic_write_text(self.run_dir / "test_metrics.json", json.dumps(metrics, indent=2))
+        log.info("test (%s): %s", path.name, format_mev(metrics))
+        return metrics
+
+
+def train(config, overrides: list[str] | None = None, *, resume=None,
+          max_time: float | None = None, callbacks: Sequence[Callable] = ()) -> TrainResult:
+    """Train as ``mlip train`` does.
+
+    ``config``: a YAML path, a mapping or a :class:`TrainConfig`; ``overrides``: ``--set``
+    strings (``"optim.lr=1e-3"``); ``resume``: a run directory to continue (a run directory
+    with ``last.pt`` is continued anyway); ``max_time``: seconds for this invocation (overrides
+    ``run.max_time``); ``callbacks``: functions called with the trainer after every step.
+    """
+    cfg = as_config(config, overrides)
+    if resume is not None:
+        if not (Path(resume) / "last.pt").exists():
+            raise ConfigError(f"cannot resume: {resume} has no last.pt")
+        cfg = cfg.replace(run=dataclasses.replace(cfg.run, run_dir=str(resume)))
+    if max_time is not None:
+        cfg = cfg.replace(run=dataclasses.replace(cfg.run, max_time=float(max_time)))
+    ctx = distributed.setup(cfg.run.device)
+    try:
+        trainer = Trainer(cfg, ctx, callbacks)
+        trainer.setup()
+        try:
+            return trainer.run(cfg.run.max_time)
+        finally:
+            trainer.logger.close()
+    finally:
+        distributed.cleanup(ctx)

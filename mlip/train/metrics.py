@@ -1,0 +1,76 @@
+"""Error metrics: MAE and RMSE of energy per atom, forces and stress, overall and per element.
+
+Sums are accumulated in float64 and reduced across processes by summing, so the metrics of a
+sharded validation set equal those of one process. Values are in eV units; :func:`format_mev`
+shows them in meV (meV/atom, meV/Å, meV/Å³).
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+from ase.data import chemical_symbols
+
+from .losses import TERMS, errors
+
+UNITS_MEV = {"energy": "meV/atom", "forces": "meV/Å", "stress": "meV/Å³"}
+
+
+class Metrics:
+    """Accumulates absolute and squared errors; :meth:`compute` gives MAE and RMSE."""
+
+    def __init__(self, per_element: bool = False):
+        self.per_element = per_element
+        # [sum |e|, sum e^2, count] per term, and per element for forces
+        self.sums = torch.zeros(len(TERMS), 3, dtype=torch.float64)
+        self.element_sums = torch.zeros(119, 3, dtype=torch.float64)
+
+    def update(self, pred: dict, graph: dict) -> None:
+        err = errors(pred, graph)
+        for i, term in enumerate(TERMS):
+            if term in err and err[term].numel():
+                e = err[term].detach().cpu()
+                self.sums[i] += torch.stack([e.abs().sum(), e.square().sum(),
+                                             torch.tensor(float(e.numel()), dtype=e.dtype)])
+        if self.per_element and "forces" in err:
+            e = err["forces"].detach().cpu()
+            z = err["forces_z"].cpu()
+            self.element_sums[:, 0].index_add_(0, z, e.abs().sum(dim=1))
+            self.element_sums[:, 1].index_add_(0, z, e.square().sum(dim=1))
+            self.element_sums[:, 2].index_add_(0, z, torch.full((len(z),), 3.0,
+                                                                 dtype=torch.float64))
+
+    def all_reduce(self, reduce) -> None:
+        """Sum the accumulators over processes with ``reduce(tensor)`` (in place)."""
+        reduce(self.sums)
+        reduce(self.element_sums)
+
+    def compute(self) -> dict:
+        out = {}
+        for i, term in enumerate(TERMS):
+            abs_sum, sq_sum, n = self.sums[i].tolist()
+            if n > 0:
+                out[f"{term}_mae"] = abs_sum / n
+                out[f"{term}_rmse"] = math.sqrt(sq_sum / n)
+        if self.per_element:
+            per = {}
+            for z in torch.nonzero(self.element_sums[:, 2] > 0).flatten().tolist():
+                abs_sum, sq_sum, n = self.element_sums[z].tolist()
+                per[chemical_symbols[z]] = {"forces_mae": abs_sum / n,
+                                            "forces_rmse": math.sqrt(sq_sum / n),
+                                            "n_atoms": int(n // 3)}
+            out["per_element"] = per
+        return out
+
+
+def format_mev(metrics: dict, prefix: str = "") -> str:
+    """``energy MAE 1.23 RMSE 2.34 meV/atom | forces ...`` for the terms present."""
+    parts = []
+    for term in TERMS:
+        if f"{term}_mae" in metrics:
+            parts.append(
+                f"{prefix}{term} MAE {1000 * metrics[f'{term}_mae']:.2f} "
+                f"RMSE {1000 * metrics[f'{term}_rmse']:.2f} {UNITS_MEV[term]}"
+            )
+    return " | ".join(parts)
