@@ -1,0 +1,77 @@
+"""``mlip eval MODEL DATA``: errors of a model on labelled data, with parity plots."""
+
+from __future__ import annotations
+
+import argparse
+import json
+
+from ..train.metrics import UNITS_MEV
+
+
+def add_parser(subparsers) -> argparse.ArgumentParser:
+    p = subparsers.add_parser(
+        "eval",
+        help="errors of a model on labelled data (overall, per element) and parity plots",
+        description="Compare MODEL's predictions with the reference energies, forces and "
+        "stresses in DATA (any format `mlip convert` reads, or an HDF5 cache). Prints MAE and "
+        "RMSE of the energy per atom (meV/atom), forces (meV/Å, also per element) and stress "
+        "(meV/Å³, periodic structures only).",
+    )
+    p.add_argument("model", metavar="MODEL", help="checkpoint file (.pt)")
+    p.add_argument("data", nargs="+", metavar="DATA", help="labelled structure files")
+    p.add_argument("--format", default=None, help="reader for DATA (guessed by default)")
+    p.add_argument("--json", action="store_true", help="print the metrics as JSON (eV units)")
+    p.add_argument("--plots", default=None, metavar="DIR",
+                   help="write parity plots (PNG) of energy, forces and stress into DIR")
+    p.add_argument("--max-atoms", type=int, default=2048, help="atoms per batch (default 2048)")
+    p.add_argument("--device", default=None, help="cpu, cuda, cuda:1 (default: cuda if present)")
+    p.add_argument("--dtype", default=None, choices=["float32", "float64"],
+                   help="run the model in this dtype (default: the checkpoint's)")
+    return p
+
+
+def run(args) -> int:
+    import torch
+
+    from ..data.readers import read_frames
+    from ..evaluate import evaluate, parity_plots
+    from ..models.registry import load_model
+
+    device = args.device or ("cuda" if torch.cuda.is_available() else "cpu")
+    model = load_model(args.model, device=device, dtype=args.dtype)
+    frames = []
+    for path in args.data:
+        frames.extend(_frames(path, args.format, read_frames))
+    pairs = {} if args.plots else None
+    metrics = evaluate(model, frames, max_atoms=args.max_atoms, device=device,
+                       predictions=pairs)
+    if args.plots:
+        metrics["plots"] = [str(p) for p in parity_plots(pairs, args.plots, metrics)]
+    if args.json:
+        print(json.dumps(metrics, indent=2))
+        return 0
+    print(f"{metrics['n_structures']} structures, {metrics['n_atoms']} atoms")
+    for term, unit in UNITS_MEV.items():
+        if f"{term}_mae" in metrics:
+            print(f"{term:8s} MAE {1000 * metrics[f'{term}_mae']:10.3f}  "
+                  f"RMSE {1000 * metrics[f'{term}_rmse']:10.3f}  {unit}")
+    for symbol, m in metrics.get("per_element", {}).items():
+        print(f"forces {symbol:3s} MAE {1000 * m['forces_mae']:10.3f}  "
+              f"RMSE {1000 * m['forces_rmse']:10.3f}  meV/Å  ({m['n_atoms']} atoms)")
+    for path in metrics.get("plots", []):
+        print(f"wrote {path}")
+    return 0
+
+
+def _frames(path, format, read_frames):
+    from pathlib import Path
+
+    from ..data.hdf5 import HDF5Dataset
+    from ..data.readers import DataError
+
+    if not Path(path).exists():
+        raise DataError(f"{path}: no such file")
+    if Path(path).suffix.lower() in (".h5", ".hdf5"):
+        ds = HDF5Dataset(path)
+        return [ds[i] for i in range(len(ds))]
+    return list(read_frames(path, format=format))

@@ -1,0 +1,53 @@
+"""``mlip relax MODEL STRUCTURE``: geometry (and cell) optimisation with ASE."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+
+def add_parser(subparsers) -> argparse.ArgumentParser:
+    p = subparsers.add_parser(
+        "relax",
+        help="relax atomic positions (and with --cell the cell) with a model",
+        description="Relax STRUCTURE (any file ASE reads) with MODEL until the largest force is "
+        "below --fmax, with FIRE or BFGS; --cell relaxes the cell too through ASE's "
+        "FrechetCellFilter (periodic structures). The relaxed structure, with its energy and "
+        "forces, goes to --output (default: STRUCTURE's name with _relaxed.extxyz), written "
+        "only when the relaxation has finished. Exit code 0 also when --steps ran out before "
+        "convergence; the JSON summary says converged: false.",
+    )
+    p.add_argument("model", metavar="MODEL", help="checkpoint file (.pt)")
+    p.add_argument("structure", metavar="STRUCTURE", help="structure to relax")
+    p.add_argument("--index", default="-1", help="frame of STRUCTURE (default -1)")
+    p.add_argument("--optimizer", choices=["fire", "bfgs"], default="fire")
+    p.add_argument("--fmax", type=float, default=0.05, help="force threshold, eV/Å (0.05)")
+    p.add_argument("--steps", type=int, default=1000, help="at most this many steps (1000)")
+    p.add_argument("--cell", action="store_true", help="relax the cell as well")
+    p.add_argument("-o", "--output", default=None, help="relaxed structure file (extxyz)")
+    p.add_argument("--trajectory", default=None, help="ASE trajectory of the steps (.traj)")
+    p.add_argument("--device", default=None, help="cpu, cuda, cuda:1 (default: cuda if present)")
+    p.add_argument("--dtype", default=None, choices=["float32", "float64"],
+                   help="run the model in this dtype (default: the checkpoint's)")
+    return p
+
+
+def run(args) -> int:
+    import ase.io
+
+    from ..calculator import MLIPCalculator
+    from ..simulate import read_structure, relax
+    from ..train.checkpoint import atomic_path
+
+    atoms = read_structure(args.structure, index=int(args.index))
+    calc = MLIPCalculator(args.model, device=args.device, dtype=args.dtype)
+    summary = relax(atoms, calc, optimizer=args.optimizer, fmax=args.fmax, steps=args.steps,
+                    cell=args.cell, trajectory=args.trajectory, logfile=sys.stderr)
+    output = args.output or str(Path(args.structure).with_suffix("")) + "_relaxed.extxyz"
+    with atomic_path(output) as tmp:
+        ase.io.write(tmp, atoms, format="extxyz")
+    summary["output"] = output
+    print(json.dumps(summary))
+    return 0

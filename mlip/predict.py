@@ -1,0 +1,163 @@
+"""Batch prediction over structure files, written to extxyz or HDF5 all at once or not at all."""
+
+from __future__ import annotations
+
+import logging
+import os
+from collections.abc import Iterator
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from .data import keys as K
+from .data.graph import batch_graphs, frame_to_graph, matrix_to_voigt, to
+from .data.readers import DataError, read_frames
+from .train.checkpoint import atomic_path
+
+log = logging.getLogger("mlip.predict")
+
+_INPUT_KEYS = (K.POSITIONS, K.ATOMIC_NUMBERS, K.CELL, K.PBC, K.CHARGE, K.SPIN)
+
+
+def _frames(path: str, format: str | None) -> Iterator[dict]:
+    if not Path(path).exists():
+        raise DataError(f"{path}: no such file")
+    if Path(path).suffix.lower() in (".h5", ".hdf5"):
+        from .data.hdf5 import HDF5Dataset
+
+        ds = HDF5Dataset(path)
+        for i in range(len(ds)):
+            frame = ds[i]
+            frame.setdefault("name", f"{path}:{i}")
+            yield frame
+        return
+    yield from read_frames(path, format=format)
+
+
+def _atoms(frame: dict, result: dict):
+    from ase import Atoms
+    from ase.calculators.singlepoint import SinglePointCalculator
+
+    atoms = Atoms(numbers=frame[K.ATOMIC_NUMBERS], positions=frame[K.POSITIONS],
+                  cell=frame[K.CELL], pbc=frame[K.PBC])
+    if "name" in frame:
+        atoms.info["name"] = str(frame["name"])
+    for key in (K.CHARGE, K.SPIN):
+        if key in frame:
+            atoms.info[key] = float(frame[key])
+    atoms.calc = SinglePointCalculator(atoms, **result)
+    return atoms
+
+
+class _Batcher:
+    """Runs the model on batches of graphs; a batch that fails is retried one by one, so one
+    bad structure costs only itself."""
+
+    def __init__(self, model, device, max_atoms):
+        self.model, self.device, self.max_atoms = model, device, max_atoms
+        self.pending: list[tuple[dict, dict]] = []  # (frame, graph)
+        self.atoms = 0
+
+    def add(self, frame, graph) -> list:
+        self.pending.append((frame, graph))
+        self.atoms += len(frame[K.POSITIONS])
+        return self.flush() if self.atoms >= self.max_atoms else []
+
+    def flush(self) -> list:
+        items, self.pending, self.atoms = self.pending, [], 0
+        if not items:
+            return []
+        try:
+            return list(zip([f for f, _ in items], self._run([g for _, g in items])))
+        except Exception:
+            if len(items) == 1:
+                raise
+        out = []
+        for frame, graph in items:
+            try:
+                out.append((frame, self._run([graph])[0]))
+            except Exception as err:  # reported by name, the others go on
+                out.append((frame, err))
+        return out
+
+    def _run(self, graphs) -> list:
+        keys = set.intersection(*(set(g) for g in graphs))
+        batch = to(batch_graphs([{k: g[k] for k in keys} for g in graphs]), self.device)
+        periodic = batch[K.PBC].all(dim=1)
+        out = self.model(batch, compute_forces=True, compute_stress=bool(periodic.any()))
+        energy = out[K.ENERGY].detach().double().cpu().numpy()
+        forces = out[K.FORCES].detach().double().cpu().numpy()
+        counts = batch[K.NUM_ATOMS].tolist()
+        starts = np.cumsum([0] + counts)
+        results = []
+        for b in range(len(counts)):
+            r = {"energy": float(energy[b]), "forces": forces[starts[b]:starts[b + 1]]}
+            if bool(periodic[b]) and K.STRESS in out:
+                r["stress"] = matrix_to_voigt(out[K.STRESS][b].detach().double().cpu().numpy())
+            results.append(r)
+        return results
+
+
+def predict_files(model, inputs, output, format: str | None = None, max_atoms: int = 2048,
+                  device=None, dtype=None, overwrite: bool = False, progress: bool = False,
+                  neighbors: str = "vesin") -> dict:
+    """Predict every structure of ``inputs``; write them with their results to ``output``
+    (extxyz, or HDF5 for ``.h5``). Returns a summary with the structures that failed, each
+    named ``file:frame: reason``."""
+    import ase.io
+    from tqdm import tqdm
+
+    from .models.registry import load_model
+
+    output = str(output)
+    if os.path.exists(output) and not overwrite:
+        raise FileExistsError(f"{output} exists; pass --overwrite to replace it")
+    h5 = Path(output).suffix.lower() in (".h5", ".hdf5")
+    device = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
+    model = load_model(model, device=device, dtype=dtype) if isinstance(model, str | Path) \
+        else model.to(device).eval()
+    supported = model.elements.tolist()
+    batcher = _Batcher(model, device, max_atoms)
+    failed, n_written, bad_records = [], 0, 0
+    bar = tqdm(desc="predict", unit="structure", disable=not progress)
+    target = output + ".extxyz" if h5 else output
+    with atomic_path(target) as tmp, open(tmp, "w") as f:
+        def write(done):
+            nonlocal n_written
+            for frame, result in done:
+                if isinstance(result, Exception):
+                    failed.append(f"{frame.get('name', '?')}: {result}")
+                    continue
+                ase.io.write(f, _atoms(frame, result), format="extxyz")
+                n_written += 1
+                bar.update(1)
+
+        for path in inputs:
+            stream = _frames(str(path), format)
+            for i, frame in enumerate(stream):
+                frame.setdefault("name", f"{path}:{i}")
+                frame = {k: v for k, v in frame.items() if k in _INPUT_KEYS or k == "name"}
+                try:
+                    graph = frame_to_graph(frame, model.cutoff, neighbors, supported=supported)
+                except Exception as err:  # a structure the model cannot take: report, go on
+                    failed.append(f"{frame['name']}: {err}")
+                    continue
+                write(batcher.add(frame, graph))
+            bad_records += getattr(stream, "n_bad", 0)
+            failed.extend(getattr(stream, "bad", []))
+        write(batcher.flush())
+        bar.close()
+        f.flush()
+        if n_written == 0:
+            raise DataError("no structure could be predicted" + (
+                f"; first failure: {failed[0]}" if failed else ""))
+    if h5:
+        from .data.hdf5 import convert
+
+        try:
+            convert([target], output, format="extxyz", overwrite=overwrite)
+        finally:
+            Path(target).unlink(missing_ok=True)
+    return {"output": output, "structures": n_written, "failed": failed,
+            "bad_records": bad_records}
