@@ -23,7 +23,7 @@ class ConfigError(ValueError):
 
 @dataclass(frozen=True)
 class ModelConfig:
-    name: str = "facet-s"
+    name: str | None = "facet-s"  # None when finetune.checkpoint gives the model
     # Constructor arguments of the model; elements and avg_num_neighbors come from the data
     # unless given here.
     hyperparameters: dict = field(default_factory=dict)
@@ -128,6 +128,13 @@ def _type_ok(value, hint) -> bool:
     return isinstance(value, hint)
 
 
+def _float(text: str) -> float | None:
+    try:
+        return float(text)
+    except ValueError:
+        return None
+
+
 def _describe(hint) -> str:
     origin = typing.get_origin(hint)
     if origin is Literal:
@@ -157,6 +164,8 @@ def _build(cls, values, where: str):
             continue
         if isinstance(value, float) and hint is int and value.is_integer():
             value = int(value)
+        if isinstance(value, str) and _type_ok(0.5, hint) and _float(value) is not None:
+            value = _float(value)  # PyYAML reads 1e-3 (no dot) as a string
         if not _type_ok(value, hint):
             raise ConfigError(f"{name} must be {_describe(hint)}, got {value!r}")
         if hint is float or (typing.get_origin(hint) in (typing.Union, types.UnionType)

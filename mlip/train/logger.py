@@ -21,7 +21,7 @@ class RunLogger:
 
     Only the main process writes; the others get a logger that does nothing."""
 
-    def __init__(self, run_dir: Path, enabled: bool, tensorboard: bool, resume_epoch: int = 0):
+    def __init__(self, run_dir: Path, enabled: bool, tensorboard: bool, epochs_done: int = 0):
         self.enabled = enabled
         self.csv_path = run_dir / "metrics.csv"
         self.writer = None
@@ -37,7 +37,7 @@ class RunLogger:
             log.addHandler(h)
         if log.level == logging.NOTSET or log.level > logging.INFO:
             log.setLevel(logging.INFO)
-        self._keep_rows_before(resume_epoch)
+        self._keep_rows_before(epochs_done)
         if tensorboard:
             try:
                 from torch.utils.tensorboard import SummaryWriter
@@ -46,12 +46,12 @@ class RunLogger:
             else:
                 self.writer = SummaryWriter(log_dir=str(run_dir / "tensorboard"))
 
-    def _keep_rows_before(self, epoch: int) -> None:
-        """A resumed run rewrites the epochs after its checkpoint: drop their old rows."""
+    def _keep_rows_before(self, epochs_done: int) -> None:
+        """A resumed run redoes the epochs after its checkpoint: drop their old rows."""
         if not self.csv_path.exists():
             return
         with open(self.csv_path, newline="") as f:
-            rows = [r for r in csv.DictReader(f) if int(r["epoch"]) < epoch]
+            rows = [r for r in csv.DictReader(f) if int(r["epoch"]) <= epochs_done]
         with open(self.csv_path, "w", newline="") as f:
             w = csv.DictWriter(f, COLUMNS)
             w.writeheader()
