@@ -1,5 +1,6 @@
 """Spherical-grid mixing: the fused Triton forward and its backward against the reference."""
 
+import pytest
 import torch
 from _compare import assert_matches, gpu, needs_interpreter
 from mlip.kernels.grid_mixing import grid_mlp, reference
@@ -52,3 +53,15 @@ def test_triton_matches_reference(dtype):
 def test_triton_matches_reference_cuda(dtype):
     args = inputs(dtype, "cuda", N=256, lmax=3, G=153, C=64, H=64, O=64)
     assert_matches(grid_mlp, args, wrt=range(7), dtype=dtype)
+
+
+def test_matches_the_mlp_part_of_grid_mixing():
+    # How mlip.nn.mixing.GridMixing calls the op (the weights of nn.Linear transposed).
+    mixing = pytest.importorskip("mlip.nn.mixing")
+    torch.manual_seed(0)
+    m = mixing.GridMixing(2, 6, 6, hidden=5).double()
+    h = m.lift(torch.randn(3, 9, 6, dtype=torch.float64))
+    expected = m.from_grid(m.mlp(m.to_grid(h)))
+    got = grid_mlp(h, m.to_grid.matrix, m.from_grid.matrix, m.mlp[0].weight.T, m.mlp[0].bias,
+                   m.mlp[2].weight.T, m.mlp[2].bias, backend="torch")
+    torch.testing.assert_close(got, expected)
