@@ -1,0 +1,41 @@
+"""Reusable equivariant layers in the spherical-channel layout ``(N, (L+1)^2, C)``."""
+
+from .mixing import EquivariantLinear, Gate, GridMixing, default_grid_resolution, per_degree
+from .product import SymmetricGridProduct
+from .spherical import (
+    FromGrid,
+    S2Grid,
+    ToGrid,
+    degree_index,
+    from_grid,
+    spherical_harmonics,
+    to_grid,
+    wigner_D,
+)
+from .tensor_product import (
+    CGTensorProduct,
+    GauntFourierProduct,
+    GauntGridProduct,
+    gaunt_coefficients,
+)
+
+__all__ = [
+    "CGTensorProduct",
+    "EquivariantLinear",
+    "FromGrid",
+    "GauntFourierProduct",
+    "GauntGridProduct",
+    "Gate",
+    "GridMixing",
+    "S2Grid",
+    "SymmetricGridProduct",
+    "ToGrid",
+    "default_grid_resolution",
+    "degree_index",
+    "from_grid",
+    "gaunt_coefficients",
+    "per_degree",
+    "spherical_harmonics",
+    "to_grid",
+    "wigner_D",
+]

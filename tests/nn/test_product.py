@@ -1,0 +1,57 @@
+import pytest
+import torch
+from e3nn import o3
+
+from mlip.nn.product import SymmetricGridProduct
+from mlip.nn.spherical import wigner_D
+from mlip.nn.tensor_product import GauntGridProduct
+
+F64 = torch.float64
+
+
+def features(lmax, channels, seed=0):
+    gen = torch.Generator().manual_seed(seed)
+    return torch.randn(5, (lmax + 1) ** 2, channels, dtype=F64, generator=gen)
+
+
+@pytest.mark.parametrize("correlation", [1, 2, 3])
+def test_matches_chained_gaunt_products(correlation):
+    lmax, channels = 2, 4
+    torch.manual_seed(correlation)
+    prod = SymmetricGridProduct(lmax, channels, correlation).double()
+    assert prod.grid.degree == correlation * lmax + lmax
+    x = features(lmax, channels)
+    w = prod.weights.detach()
+    # nu-fold products built pairwise at full degree, projected to lmax at the end.
+    ref, power = w[0] * x, x
+    for nu in range(1, correlation):
+        power = GauntGridProduct(nu * lmax, lmax, (nu + 1) * lmax)(power, x)
+        ref = ref + w[nu] * power[:, : (lmax + 1) ** 2]
+    torch.testing.assert_close(prod(x), ref, atol=1e-12, rtol=0)
+
+
+def test_exactly_equivariant_including_reflections():
+    lmax = 3
+    torch.manual_seed(0)
+    prod = SymmetricGridProduct(lmax, 6, correlation=3).double()
+    x = features(lmax, 6, seed=1)
+    for r in (o3.rand_matrix(dtype=F64), -o3.rand_matrix(dtype=F64)):
+        d = wigner_D(lmax, r)
+        torch.testing.assert_close(prod(d @ x), d @ prod(x), atol=1e-12, rtol=0)
+
+
+def test_many_body_terms_matter_and_are_learnable():
+    torch.manual_seed(0)
+    prod = SymmetricGridProduct(2, 3, correlation=2).double()
+    x = features(2, 3)
+    with torch.no_grad():
+        prod.weights[1] = 0.0
+    torch.testing.assert_close(prod(x), x, atol=1e-12, rtol=0)  # identity at nu = 1 only
+    with torch.no_grad():
+        prod.weights[1] = 0.5
+    assert (prod(x) - x).abs().max() > 1e-2
+    prod(x).square().sum().backward()
+    assert prod.weights.grad.abs().min() > 0
+    assert list(prod.state_dict()) == ["weights"]
+    with pytest.raises(ValueError):
+        SymmetricGridProduct(2, 3, correlation=0)
