@@ -42,6 +42,7 @@ from .base import Potential
 from .registry import register_model
 
 GROUPS = ("O3", "SO3")
+_TARGETS = (K.ENERGY, K.FORCES, K.STRESS, K.NODE_ENERGY, K.VIRIAL)
 
 
 class _DegenerateSafeEigh(torch.autograd.Function):
@@ -70,7 +71,8 @@ class _DegenerateSafeEigh(torch.autograd.Function):
             inner = vectors.transpose(-1, -2) @ g_vectors * inv
         if g_values is not None:
             inner = inner + torch.diag_embed(g_values)
-        return vectors @ inner @ vectors.transpose(-1, -2), None
+        grad = vectors @ inner @ vectors.transpose(-1, -2)
+        return 0.5 * (grad + grad.transpose(-1, -2)), None  # the input is symmetric
 
 
 def _sign_matrices(group: str, axial: bool) -> list[list[float]]:
@@ -209,15 +211,34 @@ class FrameAveraged(Potential):
                                 self.axial_frames)
 
     @staticmethod
-    def _rotated(graph, positions, cell, rotation, batch):
-        return {**graph, K.POSITIONS: torch.einsum("ni,nij->nj", positions, rotation[batch]),
-                K.CELL: torch.bmm(cell, rotation)}
+    def _replicated(graph, positions, cell, frames):
+        """One batch holding every structure in every frame, frame-major: structure b in frame
+        g is structure g * B + b. One forward of the wrapped model serves all frames."""
+        batch = graph[K.BATCH]
+        n_frames, n_atoms, n_structures = frames.shape[1], positions.shape[0], cell.shape[0]
+        rot = frames.transpose(0, 1)  # (G, B, 3, 3)
+        out = {}
+        for key, value in graph.items():
+            if key in _TARGETS:
+                continue  # labels are not inputs, and would need rotating
+            if key == K.EDGE_INDEX:
+                offset = torch.arange(n_frames, device=value.device) * n_atoms
+                value = (value[:, None, :] + offset[None, :, None]).reshape(2, -1)
+            elif key == K.BATCH:
+                offset = torch.arange(n_frames, device=value.device) * n_structures
+                value = (value[None, :] + offset[:, None]).reshape(-1)
+            else:
+                value = torch.cat([value] * n_frames)
+            out[key] = value
+        out[K.POSITIONS] = torch.einsum("ni,gnij->gnj", positions, rot[:, batch]).reshape(-1, 3)
+        out[K.CELL] = torch.einsum("bki,gbij->gbkj", cell, rot).reshape(-1, 3, 3)
+        return out
 
     def forward(self, graph, compute_forces=True, compute_stress=False, create_graph=None):
         dtype, batch = self.dtype, graph[K.BATCH]
         pos_leaf = graph[K.POSITIONS].to(dtype)
         cell = graph[K.CELL].to(dtype)
-        n_structures = cell.shape[0]
+        n_structures, n_atoms = cell.shape[0], pos_leaf.shape[0]
         conservative = self.conservative
         needs_grad = conservative and (compute_forces or compute_stress)
         if needs_grad:
@@ -230,17 +251,12 @@ class FrameAveraged(Potential):
             positions = positions + torch.einsum("ni,nij->nj", positions, sym[batch])
             cell = cell + torch.bmm(cell, sym)
         frames, weights, _ = self.frames(positions, batch, n_structures)
-        energy = node_energy = direct = 0.0
-        for g in range(frames.shape[1]):
-            rotation = frames[:, g]
-            out = self.inner(self._rotated(graph, positions, cell, rotation, batch),
-                             compute_forces=compute_forces and not conservative)
-            w = weights[:, g]
-            energy = energy + w * out[K.ENERGY]
-            node_energy = node_energy + w[batch] * out[K.NODE_ENERGY]
-            if compute_forces and not conservative:  # back from the frame: F R^T
-                back = torch.einsum("nj,nij->ni", out[K.FORCES], rotation[batch])
-                direct = direct + w[batch, None].to(dtype) * back
+        n_frames = frames.shape[1]
+        out = self.inner(self._replicated(graph, positions, cell, frames),
+                         compute_forces=compute_forces and not conservative)
+        w = weights.T  # (G, B)
+        energy = (w * out[K.ENERGY].view(n_frames, n_structures)).sum(0)
+        node_energy = (w[:, batch] * out[K.NODE_ENERGY].view(n_frames, n_atoms)).sum(0)
         result = {K.ENERGY: energy, K.NODE_ENERGY: node_energy}
         if create_graph is None:
             create_graph = self.training
@@ -252,21 +268,21 @@ class FrameAveraged(Potential):
                 result[K.FORCES] = -grads[0]
             if strain is not None:
                 result[K.STRESS] = self._stress(grads[1], graph[K.CELL].to(dtype))
-        elif compute_forces:
-            result[K.FORCES] = direct
+        elif compute_forces:  # direct forces back from each frame, F R^T, then averaged
+            f = out[K.FORCES].view(n_frames, n_atoms, 3)
+            back = torch.einsum("gnj,gnij->gni", f, frames.transpose(0, 1)[:, batch])
+            result[K.FORCES] = (w[:, batch, None].to(dtype) * back).sum(0)
         return result
 
     def embed(self, graph):
         """The frame average of the wrapped model's ``embed``: an exactly invariant embedding."""
         positions = graph[K.POSITIONS].to(self.dtype)
         cell = graph[K.CELL].to(self.dtype)
-        batch = graph[K.BATCH]
-        frames, weights, _ = self.frames(positions, batch, cell.shape[0])
-        total = 0.0
-        for g in range(frames.shape[1]):
-            z = self.inner.embed(self._rotated(graph, positions, cell, frames[:, g], batch))
-            total = total + weights[:, g, None].to(z.dtype) * z
-        return total
+        n_structures = cell.shape[0]
+        frames, weights, _ = self.frames(positions, graph[K.BATCH], n_structures)
+        z = self.inner.embed(self._replicated(graph, positions, cell, frames))
+        z = z.view(frames.shape[1], n_structures, -1)
+        return (weights.T[:, :, None].to(z.dtype) * z).sum(0)
 
     def extra_repr(self) -> str:
         return f"group={self.group}, degenerate_tol={self.degenerate_tol}, " \
