@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 
 
 def add_parser(subparsers) -> argparse.ArgumentParser:
@@ -43,5 +44,6 @@ def run(args) -> int:
     if result.test is not None:
         summary["test_mev"] = {k: round(1000 * v, 3) for k, v in result.test.items()
                                if k.endswith(("_mae", "_rmse"))}
-    print(json.dumps(summary))
+    if os.environ.get("RANK", "0") == "0":  # under torchrun, one summary
+        print(json.dumps(summary))
     return 0

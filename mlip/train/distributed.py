@@ -82,13 +82,32 @@ def cleanup(ctx: Context) -> None:
         dist.destroy_process_group()
 
 
-def wrap(model: torch.nn.Module, ctx: Context) -> torch.nn.Module:
-    if not ctx.distributed:
-        return model
-    from torch.nn.parallel import DistributedDataParallel
+def broadcast_parameters(model: torch.nn.Module, ctx: Context) -> None:
+    """Start every process from rank 0's weights and buffers."""
+    if ctx.distributed:
+        for t in list(model.parameters()) + list(model.buffers()):
+            dist.broadcast(t.data, src=0)
 
-    ids = [ctx.device.index] if ctx.device.type == "cuda" else None
-    return DistributedDataParallel(model, device_ids=ids)
+
+def average_gradients(model: torch.nn.Module, ctx: Context) -> None:
+    """Average the gradients over processes in one flat all-reduce.
+
+    This replaces the DistributedDataParallel wrapper: force training calls autograd.grad
+    inside forward, and DDP's reducer then sees its hooks fire in the wrong order and fails.
+    One all-reduce after backward is the same arithmetic (DDP also averages) and always works.
+    """
+    if not ctx.distributed:
+        return
+    params = [p for p in model.parameters() if p.requires_grad]
+    grads = [p.grad if p.grad is not None else torch.zeros_like(p) for p in params]
+    flat = torch.cat([g.reshape(-1) for g in grads])
+    dist.all_reduce(flat)
+    flat /= ctx.world
+    offset = 0
+    for p in params:
+        n = p.numel()
+        p.grad = flat[offset:offset + n].view_as(p).clone()
+        offset += n
 
 
 def split_balanced(indices: list[int], num_atoms: np.ndarray, parts: int) -> list[list[int]]:

@@ -129,7 +129,7 @@ class Trainer:
         else:
             model, self.prep = new_model(c, train)
         self.model = model.to(ctx.device)
-        self.ddp = distributed.wrap(self.model, ctx)
+        distributed.broadcast_parameters(self.model, ctx)
         d = c.data
         supported = self.model.elements.tolist()
         self.train_set = GraphDataset(train, self.model.cutoff, d.neighbors, supported=supported)
@@ -222,9 +222,9 @@ class Trainer:
 
     def train_step(self, batch) -> float:
         graph = to(batch, self.ctx.device)
-        self.ddp.train()
+        self.model.train()
         with self._autocast():
-            pred = self.ddp(graph, compute_forces=True, compute_stress=self._wants_stress(graph))
+            pred = self.model(graph, compute_forces=True, compute_stress=self._wants_stress(graph))
         terms = self.loss.terms(pred, graph)
         counts = torch.tensor([float(terms[t][1]) if t in terms else 0.0 for t in TERMS],
                               dtype=torch.float64)
@@ -232,6 +232,7 @@ class Trainer:
         loss = self.loss.combine(terms, dict(zip(TERMS, counts.tolist())), self.ctx.world)
         self.optimizer.zero_grad(set_to_none=True)
         loss.backward()
+        distributed.average_gradients(self.model, self.ctx)
         if self.config.optim.grad_clip > 0:
             torch.nn.utils.clip_grad_norm_(self.model.parameters(), self.config.optim.grad_clip)
         self.optimizer.step()
@@ -316,9 +317,9 @@ class Trainer:
     def end_epoch(self) -> bool:
         """Validate, log, checkpoint; True when early stopping ends the run."""
         c = self.config
-        train_loss = self.ctx.all_reduce(torch.tensor([self.loss_sum, self.loss_steps],
-                                                      dtype=torch.float64))
-        train_loss = float(train_loss[0] / max(float(train_loss[1]), 1.0))
+        # Each process's step losses add up to the global step loss (see train_step).
+        train_loss = self.ctx.all_reduce(torch.tensor([self.loss_sum], dtype=torch.float64))
+        train_loss = float(train_loss[0]) / max(self.loss_steps, 1)
         if self.valid_set is not None:
             valid_loss, valid = self.validate()
         else:
@@ -382,6 +383,9 @@ def train(config, overrides: list[str] | None = None, *, resume=None,
     if max_time is not None:
         cfg = cfg.replace(run=dataclasses.replace(cfg.run, max_time=float(max_time)))
     ctx = distributed.setup(cfg.run.device)
+    level = log.level
+    if not ctx.main:  # one voice: the other processes only warn
+        log.setLevel(logging.WARNING)
     try:
         trainer = Trainer(cfg, ctx, callbacks)
         trainer.setup()
@@ -390,4 +394,5 @@ def train(config, overrides: list[str] | None = None, *, resume=None,
         finally:
             trainer.logger.close()
     finally:
+        log.setLevel(level)
         distributed.cleanup(ctx)
