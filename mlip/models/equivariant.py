@@ -17,16 +17,11 @@ from torch import nn
 
 from ..data import keys as K
 from ..kernels.gaunt_conv import gaunt_grid_conv
+from ..nn.mixing import EquivariantLinear, Gate, GridMixing
+from ..nn.product import SymmetricGridProduct
 from ..nn.radial import BesselBasis, CubicBSplineRadial, PolynomialEnvelope
-from ._interim import (
-    CGTensorProduct,
-    EquivariantLinear,
-    Gate,
-    GridMixing,
-    S2Grid,
-    SymmetricGridProduct,
-    spherical_harmonics,
-)
+from ..nn.spherical import FromGrid, S2Grid, ToGrid, spherical_harmonics
+from ..nn.tensor_product import CGTensorProduct, GauntFourierProduct
 from .base import Potential
 from .registry import register_model, register_preset
 
@@ -81,11 +76,9 @@ class EdgeProductInteraction(nn.Module):
         super().__init__()
         self.kind, self.lmax = kind, lmax
         if kind == "cg":
-            self.tp = CGTensorProduct(lmax, lmax, lmax, channels)
+            self.tp = CGTensorProduct(lmax, lmax, lmax, paths="even")
             num_weights = self.tp.num_paths
         else:
-            from ..nn.tensor_product import GauntFourierProduct
-
             self.tp = GauntFourierProduct(lmax, lmax, lmax)
             num_weights = lmax + 1
         self.radial = RadialNet(num_weights=num_weights, channels=channels, **radial_kwargs)
@@ -112,16 +105,18 @@ class GauntGridInteraction(nn.Module):
     def __init__(self, lmax, channels, radial_kwargs, backend="auto"):
         super().__init__()
         self.lmax, self.backend = lmax, backend
-        self.grid = S2Grid(3 * lmax, lmax)
+        grid = S2Grid(3 * lmax)
+        self.to_grid, self.from_grid = ToGrid(lmax, grid), FromGrid(lmax, grid)
+        self.register_buffer("grid_dirs", grid.directions, persistent=False)
         self.radial = RadialNet(num_weights=lmax + 1, channels=channels, **radial_kwargs)
 
     def forward(self, x, edge_vec, r, sh, sender, receiver):
-        xg = self.grid.to_grid(x)
         direction = edge_vec / r.clamp_min(1e-12)[:, None]
         out = gaunt_grid_conv(
-            xg, direction, self.radial(r), self.grid.directions.to(x.dtype), sender, receiver
+            self.to_grid(x), direction, self.radial(r), self.grid_dirs.to(x.dtype), sender,
+            receiver, backend=self.backend,
         )
-        return self.grid.from_grid(out)
+        return self.from_grid(out)
 
 
 def make_interaction(kind, lmax, channels, radial_kwargs):
@@ -149,7 +144,7 @@ class Layer(nn.Module):
                 EquivariantLinear(lmax, conv, Gate.input_channels(channels)), Gate(lmax, channels)
             )
         elif kind == "grid":
-            self.update = GridMixing(lmax, conv, channels, resolution=hp["grid_resolution"])
+            self.update = GridMixing(lmax, conv, channels, grid_resolution=hp["grid_resolution"])
         else:
             raise ValueError(f"self_connection must be one of {SELF_CONNECTIONS}, got {kind!r}")
 
