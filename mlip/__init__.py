@@ -8,6 +8,10 @@ _register_kernels()
 from .calculator import MLIPCalculator, predict_batched  # noqa: E402
 from .models.registry import available_models, build_model, load_model  # noqa: E402
 
+# mlip.train(config) is the function, as `mlip train config.yaml` is the verb; the package
+# mlip.train stays importable by name (from mlip.train import TrainConfig).
+from .train import train  # noqa: E402
+
 __all__ = [
     "MLIPCalculator",
     "__version__",
@@ -15,4 +19,5 @@ __all__ = [
     "build_model",
     "load_model",
     "predict_batched",
+    "train",
 ]
