@@ -84,6 +84,8 @@ class EdgeProductInteraction(nn.Module):
         self.radial = RadialNet(num_weights=num_weights, channels=channels, **radial_kwargs)
 
     def forward(self, x, edge_vec, r, sh, sender, receiver):
+        if sender.numel() == 0:  # MKL's FFT refuses empty batches
+            return torch.zeros_like(x)
         w = self.radial(r)
         if self.kind == "cg":
             messages = self.tp(x[sender], sh[:, :, None], weights=w)

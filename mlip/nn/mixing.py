@@ -13,6 +13,7 @@ import math
 import torch
 from torch import nn
 
+from ..kernels.grid_mixing import grid_mlp
 from .spherical import FromGrid, S2Grid, ToGrid
 
 
@@ -127,9 +128,15 @@ class GridMixing(nn.Module):
         self.to_grid, self.from_grid = ToGrid(lmax, grid, dtype), FromGrid(lmax, grid, dtype)
         self.mlp = nn.Sequential(nn.Linear(hidden, hidden), nn.SiLU(), nn.Linear(hidden, hidden))
         self.out = EquivariantLinear(lmax, (hidden + self.c0,) + (hidden,) * lmax, channels_out)
+        self.backend = "auto"  # kernel backend; not a parameter, so never in the state_dict
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        f = self.from_grid(self.mlp(self.to_grid(self.lift(x))))
+        lin1, lin2 = self.mlp[0], self.mlp[2]
+        # The fused kernel (mlip.kernels) on GPU, its torch reference elsewhere: same math.
+        f = grid_mlp(
+            self.lift(x), self.to_grid.matrix.to(x.dtype), self.from_grid.matrix.to(x.dtype),
+            lin1.weight.T, lin1.bias, lin2.weight.T, lin2.bias, backend=self.backend,
+        )
         scalars = torch.cat([f[..., :1, :], x[..., :1, : self.c0]], dim=-1)
         rest = nn.functional.pad(f[..., 1:, :], (0, self.c0))
         return self.out(torch.cat([scalars, rest], dim=-2))

@@ -192,13 +192,17 @@ class GauntFourierProduct(nn.Module):
         integral = _sin_integral(u[:, None] + up[None, :])  # (u, u')
         # B[k, u, v] = 2 pi sum_u' A_k[u', -v] I(u + u')
         back = 2 * np.pi * np.einsum("uw,kwv->kuv", integral, ay[:, :, ::-1])
-        cdtype = torch.complex128 if dtype == torch.float64 else torch.complex64
-        self.register_buffer("to_fourier1", torch.from_numpy(a1.reshape(a1.shape[0], -1).T.copy())
-                             .to(cdtype), persistent=False)  # (n1*n1, K1)
-        self.register_buffer("to_fourier2", torch.from_numpy(a2.reshape(a2.shape[0], -1).T.copy())
-                             .to(cdtype), persistent=False)
-        self.register_buffer("back", torch.from_numpy(back.reshape(back.shape[0], -1).copy())
-                             .to(cdtype), persistent=False)  # (K3, (2s+1)(2 lout+1))
+        # Complex matrices are stored as (real, imag) pairs: Module.to(float dtype) would
+        # otherwise cast complex buffers to real and silently drop their imaginary parts.
+        def pairs(m):
+            return torch.view_as_real(torch.from_numpy(m.copy()).to(torch.complex128)).to(dtype)
+
+        self.register_buffer("to_fourier1", pairs(a1.reshape(a1.shape[0], -1).T),
+                             persistent=False)  # (n1*n1, K1, 2)
+        self.register_buffer("to_fourier2", pairs(a2.reshape(a2.shape[0], -1).T),
+                             persistent=False)
+        self.register_buffer("back", pairs(back.reshape(back.shape[0], -1)),
+                             persistent=False)  # (K3, (2s+1)(2 lout+1), 2)
         self.register_buffer("deg1", degree_index(l1max), persistent=False)
         self.register_buffer("deg2", degree_index(l2max), persistent=False)
 
@@ -208,9 +212,13 @@ class GauntFourierProduct(nn.Module):
 
     def forward(self, x1, x2, weights1=None, weights2=None):
         cdtype = torch.complex128 if x1.dtype == torch.float64 else torch.complex64
-        f1 = self._fourier(_weighted(x1, weights1, self.deg1), self.to_fourier1.to(cdtype),
+
+        def complex_(m):
+            return torch.view_as_complex(m.to(x1.dtype).contiguous()).to(cdtype)
+
+        f1 = self._fourier(_weighted(x1, weights1, self.deg1), complex_(self.to_fourier1),
                            self.l1max)
-        f2 = self._fourier(_weighted(x2, weights2, self.deg2), self.to_fourier2.to(cdtype),
+        f2 = self._fourier(_weighted(x2, weights2, self.deg2), complex_(self.to_fourier2),
                            self.l2max)
         n = (self.size, self.size)
         conv = torch.fft.ifft2(torch.fft.fft2(f1, s=n, dim=(-3, -2))
@@ -218,4 +226,4 @@ class GauntFourierProduct(nn.Module):
         # Index i along an axis is frequency i - s; keep |v| <= lout.
         s = self.l1max + self.l2max
         conv = conv[..., :, s - self.lout : s + self.lout + 1, :].flatten(-3, -2)
-        return (self.back.to(cdtype) @ conv).real
+        return (complex_(self.back) @ conv).real

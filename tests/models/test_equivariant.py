@@ -36,6 +36,13 @@ for combo in COMBINATIONS:
     globals()[cls.__name__] = cls
 
 
+class TestGauntFourier(PotentialContract):
+    # The FFT form is slow per edge; one combination shows it obeys the same contract.
+    model_name = "equivariant"
+    hyperparameters = {**SMALL, "interaction": "gaunt-fourier", "lmax": 1,
+                       "channels": (8, 4), "conv_channels": 4}
+
+
 class TestManyBodyProduct(PotentialContract):
     model_name = "equivariant"
     hyperparameters = {**SMALL, "correlation": 3}

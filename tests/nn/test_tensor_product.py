@@ -160,3 +160,15 @@ def test_float32_and_gradients(cls):
     x1, x2 = rand(2, 4, 1, seed=3).requires_grad_(), rand(2, 4, 1, seed=4).requires_grad_()
     assert torch.autograd.gradcheck(tp, (x1, x2))
     assert torch.autograd.gradgradcheck(tp, (x1, x2))
+
+
+def test_fourier_product_survives_module_dtype_moves():
+    # Module.to(dtype) casts complex buffers to real: the matrices must not be complex buffers.
+    torch.manual_seed(3)
+    x1 = torch.randn(4, 4, 3, dtype=torch.float64)
+    x2 = torch.randn(4, 4, 3, dtype=torch.float64)
+    ref = GauntGridProduct(1, 1, 1)(x1, x2)
+    moved = GauntFourierProduct(1, 1, 1).to(torch.float64)
+    torch.testing.assert_close(moved(x1, x2), ref, atol=1e-12, rtol=0)
+    f32 = GauntFourierProduct(1, 1, 1).to(torch.float32)
+    torch.testing.assert_close(f32(x1.float(), x2.float()), ref.float(), atol=1e-5, rtol=0)
