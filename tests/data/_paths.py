@@ -1,4 +1,4 @@
-"""Where the test data lives: samples in the repo, real DFT data in /work/shared/data."""
+"""Where the test data lives: samples in the repo, real DFT data in shared/ beside the clone."""
 
 from pathlib import Path
 
@@ -7,7 +7,11 @@ import pytest
 REPO = Path(__file__).resolve().parents[2]
 SAMPLES = REPO / "datasets" / "samples"
 ACAC = REPO / "datasets" / "acac"
-SHARED = Path("/work/shared/data")
+# CI clones the repo with shared/ beside it; a developer checkout sits in /work/main.
+SHARED = next(
+    (p for p in (REPO.parent / "shared" / "data", Path("/work/shared/data")) if p.is_dir()),
+    REPO.parent / "shared" / "data",
+)
 
 
 def shared(relative: str) -> Path:
