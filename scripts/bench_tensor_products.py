@@ -79,6 +79,8 @@ def main(argv=None):
     parser.add_argument("--edges", type=int, default=10_000)
     parser.add_argument("--repeats", type=int, default=2)
     parser.add_argument("--fourier-chunk", type=int, default=1000)
+    parser.add_argument("--only", nargs="+", default=None,
+                        help="case names to run (substring match), e.g. grid uvu")
     args = parser.parse_args(argv)
     print(f"`python scripts/bench_tensor_products.py {' '.join(sys.argv[1:])}`".replace(" `", "`"))
     print(f"torch {torch.__version__}, e3nn {__import__('e3nn').__version__}, "
@@ -89,6 +91,8 @@ def main(argv=None):
         for lmax in args.lmax:
             row = {}
             for name, (fn, inputs) in cases(lmax, c, args.edges, args.fourier_chunk).items():
+                if args.only and not any(k.lower() in name.lower() for k in args.only):
+                    continue
                 with torch.no_grad():
                     fwd = timed(fn, args.repeats)
                 for t in inputs:
