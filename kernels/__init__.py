@@ -1,4 +1,4 @@
-"""mlip.kernels: parameter-free functional ops, each a torch reference, a Triton kernel and a dispatcher.
+"""mlip.kernels: parameter-free functional ops (torch reference, Triton kernel, dispatcher).
 
 Imports only torch and triton. Installed as ``mlip.kernels``; it refuses any other name, because
 ``kernels`` is also a PyPI package.
