@@ -10,7 +10,14 @@ import torch
 from ase.calculators.calculator import Calculator, all_changes
 
 from .data import keys as K
-from .data.graph import atoms_to_frame, batch_graphs, frame_to_graph, matrix_to_voigt, to
+from .data.graph import (
+    atoms_to_frame,
+    batch_graphs,
+    frame_to_graph,
+    input_frame,
+    matrix_to_voigt,
+    to,
+)
 from .models.base import Potential, resolve_dtype
 
 
@@ -51,10 +58,8 @@ class MLIPCalculator(Calculator):
             )
 
     def _graph(self, atoms):
-        frame = atoms_to_frame(atoms)
-        frame.pop(K.ENERGY, None)  # results of a previous calculator are not inputs
-        frame.pop(K.FORCES, None)
-        frame.pop(K.STRESS, None)
+        # Results of a previous calculator are not inputs.
+        frame = input_frame(atoms_to_frame(atoms))
         g = frame_to_graph(frame, self.model.cutoff, self.neighbors, supported=self.supported)
         return to(g, self.device)
 
@@ -106,12 +111,9 @@ def predict_batched(
         chunk = structures[start : start + batch_size]
         graphs = []
         for i, atoms in enumerate(chunk):
-            frame = atoms_to_frame(atoms, name=f"#{start + i}")
-            for key in (K.ENERGY, K.FORCES, K.STRESS):
-                frame.pop(key, None)
+            frame = input_frame(atoms_to_frame(atoms, name=f"#{start + i}"))
             graphs.append(frame_to_graph(frame, model.cutoff, neighbors, supported=supported))
-        keys = set.intersection(*(set(g) for g in graphs))
-        batch = to(batch_graphs([{k: g[k] for k in keys} for g in graphs]), device)
+        batch = to(batch_graphs(graphs, common_keys=True), device)
         out = model(batch, compute_forces=True, compute_stress=compute_stress)
         periodic = [bool(a.pbc.all()) for a in chunk]
         for r, p in zip(_results(out, compute_stress, [len(a) for a in chunk]), periodic):

@@ -11,14 +11,11 @@ import numpy as np
 import torch
 
 from .data import keys as K
-from .data.graph import batch_graphs, frame_to_graph, matrix_to_voigt, to
+from .data.graph import batch_graphs, frame_to_graph, input_frame, matrix_to_voigt, to
 from .data.readers import DataError, read_frames
 from .train.checkpoint import atomic_path
 
 log = logging.getLogger("mlip.predict")
-
-_INPUT_KEYS = (K.POSITIONS, K.ATOMIC_NUMBERS, K.CELL, K.PBC, K.CHARGE, K.SPIN)
-
 
 def _frames(path: str, format: str | None) -> Iterator[dict]:
     if not Path(path).exists():
@@ -82,8 +79,7 @@ class _Batcher:
         return out
 
     def _run(self, graphs) -> list:
-        keys = set.intersection(*(set(g) for g in graphs))
-        batch = to(batch_graphs([{k: g[k] for k in keys} for g in graphs]), self.device)
+        batch = to(batch_graphs(graphs, common_keys=True), self.device)
         periodic = batch[K.PBC].all(dim=1)
         out = self.model(batch, compute_forces=True, compute_stress=bool(periodic.any()))
         energy = out[K.ENERGY].detach().double().cpu().numpy()
@@ -137,7 +133,7 @@ def predict_files(model, inputs, output, format: str | None = None, max_atoms: i
             stream = _frames(str(path), format)
             for i, frame in enumerate(stream):
                 frame.setdefault("name", f"{path}:{i}")
-                frame = {k: v for k, v in frame.items() if k in _INPUT_KEYS or k == "name"}
+                frame = input_frame(frame)
                 try:
                     graph = frame_to_graph(frame, model.cutoff, neighbors, supported=supported)
                 except Exception as err:  # a structure the model cannot take: report, go on

@@ -68,6 +68,14 @@ def atoms_to_frame(atoms, name: str | None = None) -> dict:
     return frame
 
 
+INPUT_KEYS = (K.POSITIONS, K.ATOMIC_NUMBERS, K.CELL, K.PBC, K.CHARGE, K.SPIN, K.TAGS, K.FIXED)
+
+
+def input_frame(frame: dict) -> dict:
+    """The frame without its targets: what a model may see when it predicts."""
+    return {k: v for k, v in frame.items() if k in INPUT_KEYS or k == "name"}
+
+
 def _fixed_atoms(atoms):
     from ase.constraints import FixAtoms
 
@@ -166,13 +174,19 @@ def from_pymatgen(obj, cutoff: float, **kwargs) -> dict[str, torch.Tensor]:
     return frame_to_graph(pymatgen_to_frame(obj), cutoff, **kwargs)
 
 
-def batch_graphs(graphs: list[dict[str, torch.Tensor]]) -> dict[str, torch.Tensor]:
-    """Concatenate graphs into one batch, offsetting edge and batch indices."""
+def batch_graphs(
+    graphs: list[dict[str, torch.Tensor]], common_keys: bool = False
+) -> dict[str, torch.Tensor]:
+    """Concatenate graphs into one batch, offsetting edge and batch indices.
+
+    Graphs must carry the same keys; with ``common_keys`` the keys some graphs lack (a target
+    known for only part of the batch, say) are dropped instead.
+    """
     if not graphs:
         raise ValueError("cannot batch an empty list of graphs")
-    keys = set(graphs[0])
+    keys = set.intersection(*(set(g) for g in graphs)) if common_keys else set(graphs[0])
     for i, g in enumerate(graphs[1:], 1):
-        if set(g) != keys:
+        if not common_keys and set(g) != keys:
             missing = sorted(keys ^ set(g))
             raise ValueError(
                 f"graph {i} differs from graph 0 in keys {missing}; batch like with like"

@@ -43,7 +43,6 @@ class RadialNet(nn.Module):
     """Edge length -> per-edge weights ``(E, num_weights, C)``: a Bessel MLP or a B-spline table."""
 
     def __init__(self, kind, cutoff, num_weights, channels, num_basis, num_knots, hidden):
-        # kind/cutoff/... come from the model's "radial" settings; num_weights from the product.
         super().__init__()
         self.kind, self.shape = kind, (num_weights, channels)
         n_out = num_weights * channels

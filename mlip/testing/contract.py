@@ -20,8 +20,7 @@ def evaluate(model, structures, stress: bool = True) -> list[dict[str, np.ndarra
     if isinstance(structures, Atoms):
         structures = [structures]
     graphs = [frame_to_graph(atoms_to_frame(a), model.cutoff, validate=False) for a in structures]
-    keys = set.intersection(*(set(g) for g in graphs))
-    batch = batch_graphs([{k: g[k] for k in keys} for g in graphs])
+    batch = batch_graphs(graphs, common_keys=True)
     out = model(batch, compute_forces=True, compute_stress=stress)
     counts = [len(a) for a in structures]
     starts = np.cumsum([0] + counts)
@@ -169,8 +168,7 @@ def batch_consistency_error(model, structures: list[Atoms], tol=None) -> float:
 def gradient_leak_error(model, structures: list[Atoms], tol=0.0) -> float:
     """d E_a / d r_b is exactly zero for two different structures a != b of a batch."""
     graphs = [frame_to_graph(atoms_to_frame(a), model.cutoff, validate=False) for a in structures]
-    keys = set.intersection(*(set(g) for g in graphs))
-    batch = batch_graphs([{k: g[k] for k in keys} for g in graphs])
+    batch = batch_graphs(graphs, common_keys=True)
     pos = batch[K.POSITIONS].to(model.dtype).detach().requires_grad_(True)
     batch = {**batch, K.POSITIONS: pos}
     out = model(batch, compute_forces=False)

@@ -8,8 +8,9 @@ from ase.build import bulk, fcc111, molecule
 from ase.calculators.singlepoint import SinglePointCalculator
 from ase.constraints import FixAtoms
 
-from mlip.data import batch_graphs, from_ase, from_pymatgen, to, unbatch
+from mlip.data import atoms_to_frame, batch_graphs, from_ase, from_pymatgen, to, unbatch
 from mlip.data import keys as K
+from mlip.data.graph import input_frame
 
 
 def test_edge_vectors_follow_the_convention():
@@ -74,6 +75,21 @@ def test_batching_refuses_mixed_keys():
     b.calc = SinglePointCalculator(b, energy=1.0)
     with pytest.raises(ValueError, match="differs from graph 0 in keys"):
         batch_graphs([from_ase(a, 3.0), from_ase(b, 3.0)])
+
+
+def test_batching_can_keep_only_common_keys():
+    a, b = molecule("H2O"), molecule("CH4")
+    b.calc = SinglePointCalculator(b, energy=1.0)
+    batch = batch_graphs([from_ase(a, 3.0), from_ase(b, 3.0)], common_keys=True)
+    assert K.ENERGY not in batch and batch[K.NUM_ATOMS].tolist() == [3, 5]
+
+
+def test_input_frame_drops_targets():
+    atoms = molecule("H2O")
+    atoms.calc = SinglePointCalculator(atoms, energy=1.0, forces=np.zeros((3, 3)))
+    atoms.info["charge"] = 0
+    frame = input_frame(atoms_to_frame(atoms, name="w"))
+    assert set(frame) == {K.POSITIONS, K.ATOMIC_NUMBERS, K.CELL, K.PBC, K.CHARGE, "name"}
 
 
 def test_to_changes_only_float_dtypes():
