@@ -17,6 +17,7 @@ from .contract import (
     stress_finite_difference_error,
     translation_permutation_error,
 )
+from .equivariance import EquivarianceReport, equivariance_error
 from .structures import contract_structures, random_rotation
 
 __all__ = [
@@ -31,6 +32,8 @@ __all__ = [
     "rotation_error",
     "stress_finite_difference_error",
     "translation_permutation_error",
+    "EquivarianceReport",
+    "equivariance_error",
     "contract_structures",
     "random_rotation",
 ]

@@ -95,6 +95,29 @@ class FinetuneConfig:
 
 
 @dataclass(frozen=True)
+class EquivarianceConfig:
+    """How a model that is not equivariant by construction learns the symmetry (issue #6).
+
+    The terms combine: ``augment`` rotates every training structure by a random rotation;
+    ``transip_weight`` adds TransIP's alignment loss on the pooled embedding (the model needs
+    ``embed``); ``regularizer_weight`` adds the output penalty |F(xR^T)R - F(x)|^2 + energy.
+    """
+
+    augment: bool = False
+    reflect: bool = False  # also draw improper rotations (augmentation and regularizer)
+    transip_weight: float = 0.0
+    transip_hidden: int = 128
+    transip_rotation: Literal["6d", "matrix"] = "6d"
+    transip_detach_target: bool = False
+    regularizer_weight: float = 0.0
+    regularizer_energy_weight: float = 1.0  # on (eV/atom)^2, relative to the force term
+
+    @property
+    def active(self) -> bool:
+        return self.augment or self.transip_weight > 0 or self.regularizer_weight > 0
+
+
+@dataclass(frozen=True)
 class TrainConfig:
     model: ModelConfig = field(default_factory=ModelConfig)
     data: DataConfig = field(default_factory=DataConfig)
@@ -102,6 +125,7 @@ class TrainConfig:
     optim: OptimConfig = field(default_factory=OptimConfig)
     run: RunConfig = field(default_factory=RunConfig)
     finetune: FinetuneConfig = field(default_factory=FinetuneConfig)
+    equivariance: EquivarianceConfig = field(default_factory=EquivarianceConfig)
 
     def to_dict(self) -> dict:
         return dataclasses.asdict(self)
@@ -234,6 +258,12 @@ def validate(config: TrainConfig) -> TrainConfig:
                     raise ConfigError(f"{section}.{z} must be a number (eV), got {v!r}")
     if isinstance(f.e0, str) and f.e0 not in ("keep", "refit"):
         raise ConfigError(f"finetune.e0 must be 'keep', 'refit' or a mapping, got {f.e0!r}")
+    q = config.equivariance
+    _positive("equivariance.transip_weight", q.transip_weight, allow_zero=True)
+    _positive("equivariance.transip_hidden", q.transip_hidden)
+    _positive("equivariance.regularizer_weight", q.regularizer_weight, allow_zero=True)
+    _positive("equivariance.regularizer_energy_weight", q.regularizer_energy_weight,
+              allow_zero=True)
     if f.checkpoint is not None and config.model.hyperparameters:
         raise ConfigError("model.hyperparameters cannot be changed when fine-tuning "
                           "(finetune.checkpoint gives the model)")

@@ -38,6 +38,7 @@ from .checkpoint import (
 )
 from .config import ConfigError, TrainConfig, as_config, save_config
 from .ema import EMA
+from .equivariance import SymmetryObjective
 from .logger import RunLogger
 from .losses import TERMS, WeightedLoss, collate_targets
 from .metrics import Metrics, format_mev
@@ -78,7 +79,9 @@ def _flatten(d: dict, prefix: str = "") -> dict:
 
 
 def _check_resumable(config: TrainConfig, saved_path: Path) -> None:
-    saved = _flatten(yaml.safe_load(saved_path.read_text()))
+    # Keys added to the schema since the run was saved take their defaults.
+    saved = _flatten(TrainConfig().to_dict())
+    saved.update(_flatten(yaml.safe_load(saved_path.read_text())))
     new = _flatten(config.to_dict())
     changed = sorted(k for k in set(saved) | set(new)
                      if saved.get(k) != new.get(k) and k not in RESUMABLE_CHANGES)
@@ -129,7 +132,11 @@ class Trainer:
         else:
             model, self.prep = new_model(c, train)
         self.model = model.to(ctx.device)
-        distributed.broadcast_parameters(self.model, ctx)
+        self.symmetry = SymmetryObjective(c.equivariance, self.model,
+                                          c.run.seed).to(ctx.device)
+        # Everything the optimizer updates: the potential, then TransIP's phi when it is used.
+        self.trainable = torch.nn.ModuleList([self.model, self.symmetry])
+        distributed.broadcast_parameters(self.trainable, ctx)
         d = c.data
         supported = self.model.elements.tolist()
         self.train_set = GraphDataset(train, self.model.cutoff, d.neighbors, supported=supported)
@@ -140,7 +147,7 @@ class Trainer:
         if self.valid_set is not None:
             self.valid_sampler = self._sampler(self.valid_set, shuffle=False)
             self.valid_loader = _loader(self.valid_set, self.valid_sampler, d.workers)
-        self.optimizer = build_optimizer(self.model, c.optim)
+        self.optimizer = build_optimizer(self.trainable, c.optim)
         steps_per_epoch = len(self.sampler.batches())
         if steps_per_epoch == 0:
             raise ConfigError("no training batch: fewer structures than processes?")
@@ -173,10 +180,11 @@ class Trainer:
     def _train_state(self) -> dict:
         return {
             "raw_weights": {k: v.detach().cpu() for k, v in self.model.state_dict().items()},
+            "symmetry": {k: v.detach().cpu() for k, v in self.symmetry.state_dict().items()},
             "optimizer": self.optimizer.state_dict(),
             "schedule": self.schedule.state_dict(),
             "ema": self.ema.state_dict() if self.ema is not None else None,
-            "rng": rng_state(),
+            "rng": rng_state(), "symmetry_rng": self.symmetry.rng_state(),
             "epoch": self.epoch, "step_in_epoch": self.step_in_epoch,
             "global_step": self.global_step, "best_loss": self.best_loss,
             "best_epoch": self.best_epoch, "best_valid": self.best_valid,
@@ -185,6 +193,8 @@ class Trainer:
         }
 
     def _restore(self, s: dict) -> None:
+        self.symmetry.load_state_dict(s.get("symmetry", {}))
+        self.symmetry.set_rng_state(s.get("symmetry_rng"))
         self.optimizer.load_state_dict(s["optimizer"])
         self.schedule.load_state_dict(s["schedule"])
         if self.ema is not None:
@@ -221,7 +231,7 @@ class Trainer:
                 and bool(graph[K.PBC].all(dim=1).any()))
 
     def train_step(self, batch) -> float:
-        graph = to(batch, self.ctx.device)
+        graph = self.symmetry.prepare(to(batch, self.ctx.device))
         self.model.train()
         with self._autocast():
             pred = self.model(graph, compute_forces=True, compute_stress=self._wants_stress(graph))
@@ -230,11 +240,16 @@ class Trainer:
                               dtype=torch.float64)
         self.ctx.all_reduce(counts)
         loss = self.loss.combine(terms, dict(zip(TERMS, counts.tolist())), self.ctx.world)
+        # Auxiliary losses are means over this process's batch: the gradient average over
+        # processes makes them means over the global batch, so no factor of world here.
+        for value in self.symmetry.auxiliary(self.model, graph, pred).values():
+            loss = loss + value
         self.optimizer.zero_grad(set_to_none=True)
         loss.backward()
-        distributed.average_gradients(self.model, self.ctx)
+        distributed.average_gradients(self.trainable, self.ctx)
         if self.config.optim.grad_clip > 0:
-            torch.nn.utils.clip_grad_norm_(self.model.parameters(), self.config.optim.grad_clip)
+            torch.nn.utils.clip_grad_norm_(self.trainable.parameters(),
+                                           self.config.optim.grad_clip)
         self.optimizer.step()
         self.schedule.step()
         if self.ema is not None:
