@@ -77,6 +77,18 @@ class Potential(nn.Module):
         for z, value in e0.items():
             self.e0[int(z)] = float(value)
 
+    def set_kernel_backend(self, backend: str) -> Potential:
+        """Run every block that has a kernel (``mlip.kernels``) with ``backend``: "auto",
+        "torch", "triton" or "compile". Weights and state_dict do not depend on it."""
+        from ..kernels._dispatch import BACKENDS
+
+        if backend not in BACKENDS:
+            raise ValueError(f"backend must be one of {BACKENDS}, got {backend!r}")
+        for module in self.modules():
+            if isinstance(getattr(module, "backend", None), str):
+                module.backend = backend
+        return self
+
     def set_scale(self, scale: float) -> None:
         self.scale.fill_(float(scale))
 

@@ -72,6 +72,7 @@ class CubicBSplineRadial(nn.Module):
 
     def __init__(self, cutoff: float, num_out: int, num_knots: int = 16, init_std: float = 1.0):
         super().__init__()
+        self.backend = "auto"  # kernel backend; not a parameter, so never in the state_dict
         if num_knots < 2:
             raise ValueError("a cubic B-spline radial function needs at least 2 knot intervals")
         self.cutoff, self.num_knots, self.num_out = float(cutoff), int(num_knots), int(num_out)
@@ -102,7 +103,8 @@ class CubicBSplineRadial(nn.Module):
     def forward(self, r: torch.Tensor) -> torch.Tensor:
         # mlip.kernels.bspline holds this math (torch reference and Triton kernel); the
         # padding rows for the three bases that would cross r_cut are added there.
-        return bspline_radial(r, self.weight.to(r.dtype), self.cutoff)
+        return bspline_radial(r, self.weight.to(r.dtype), self.cutoff,
+                              backend=self.backend)
 
     def extra_repr(self) -> str:
         return f"cutoff={self.cutoff}, num_knots={self.num_knots}, num_out={self.num_out}"

@@ -96,6 +96,20 @@ class CGTensorProduct(nn.Module):
                 self.register_buffer(f"slot_{i}", slot, persistent=False)
                 self.pairs.append((l1, l2, lo, hi))
 
+    def coupling_table(self) -> tuple[torch.Tensor, ...]:
+        """The product as a sparse table (path, m1, m2, m3, coeff), the form the fused
+        ``mlip.kernels.cg_conv`` takes: ``out[m3] += coeff * x1[m1] * x2[m2] * w[path]``."""
+        cols = [[], [], [], [], []]
+        for i, (l1, l2, lo, _) in enumerate(self.pairs):
+            block = getattr(self, f"block_{i}").reshape(-1, 2 * l1 + 1, 2 * l2 + 1)
+            slot = getattr(self, f"slot_{i}")
+            for row, a, b in (block.abs() > 1e-12).nonzero().tolist():
+                for col, v in zip(cols, (int(slot[row]), l1 * l1 + a, l2 * l2 + b,
+                                         lo * lo + row, float(block[row, a, b]))):
+                    col.append(v)
+        ints = [torch.tensor(c, dtype=torch.long) for c in cols[:4]]
+        return (*ints, torch.tensor(cols[4], dtype=torch.float64))
+
     def forward(self, x1, x2, weights=None):
         lead = torch.broadcast_shapes(x1.shape[:-2], x2.shape[:-2])
         c = max(x1.shape[-1], x2.shape[-1])
