@@ -1,0 +1,57 @@
+"""scripts/md_stability.py on synthetic MD output: drift slope, fragmentation, exit code."""
+
+import importlib.util
+from pathlib import Path
+
+import ase.io
+import numpy as np
+from ase.calculators.singlepoint import SinglePointCalculator
+
+SCRIPT = Path(__file__).resolve().parents[2] / "scripts" / "md_stability.py"
+ACAC = Path(__file__).resolve().parents[2] / "datasets" / "acac" / "train_300K.xyz"
+
+
+def _module():
+    spec = importlib.util.spec_from_file_location("md_stability", SCRIPT)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def _write_run(tmp_path, drift_ev_per_ps, fly_away=False, n=21):
+    start = ase.io.read(ACAC, index=0)
+    rng = np.random.default_rng(0)
+    frames, times = [], np.linspace(0.0, 1.0, n)
+    for k, t in enumerate(times):
+        atoms = start.copy()
+        atoms.positions += rng.normal(0, 0.02, atoms.positions.shape)
+        if fly_away and k >= n // 2:
+            atoms.positions[-1] += [6.0, 0.0, 0.0]  # an atom leaves the molecule
+        atoms.set_momenta(rng.normal(0, 0.1, atoms.positions.shape))
+        epot = -100.0 + drift_ev_per_ps * t - atoms.get_kinetic_energy()
+        atoms.calc = SinglePointCalculator(atoms, energy=epot)
+        frames.append(atoms)
+    ase.io.write(tmp_path / "md.traj", frames)
+    with open(tmp_path / "md.log", "w") as f:
+        f.write("Time[ps]      Etot[eV]     Epot[eV]     Ekin[eV]    T[K]\n")
+        for t, a in zip(times, frames):
+            ekin = a.get_kinetic_energy()
+            f.write(f"{t:.4f} {a.get_potential_energy() + ekin:.4f} "
+                    f"{a.get_potential_energy():.4f} {ekin:.4f} {300.0:.1f}\n")
+    return tmp_path / "md.log", tmp_path / "md.traj"
+
+
+def test_drift_is_the_slope_per_atom(tmp_path):
+    log, traj = _write_run(tmp_path, drift_ev_per_ps=0.015)
+    report = _module().analyse(log, traj)
+    assert abs(report["drift_mev_per_atom_per_ps"] - 1.0) < 1e-6  # 15 meV/ps over 15 atoms
+    assert report["stable"] and report["fragmented_at_frame"] is None
+
+
+def test_an_atom_leaving_marks_the_run_unstable(tmp_path):
+    log, traj = _write_run(tmp_path, drift_ev_per_ps=0.0, fly_away=True)
+    module = _module()
+    report = module.analyse(log, traj)
+    assert not report["stable"] and report["fragmented_at_frame"] == 10
+    assert module.main([str(log), str(traj), "--json", str(tmp_path / "r.json")]) == 1
+    assert (tmp_path / "r.json").exists()
