@@ -8,7 +8,6 @@ Triton is optional: without it everything imports and the reference runs.
 
 from __future__ import annotations
 
-import importlib
 import logging
 import os
 import warnings
@@ -67,12 +66,6 @@ def _announce(op: str, choice: str, message: str, warn: bool) -> None:
         warnings.warn(message, stacklevel=3)
     else:
         _log.info(message)
-
-
-def triton_ops(package: str):
-    """Import ``<package>.ops`` on first use: ``@triton.jit`` reads TRITON_INTERPRET when it
-    decorates, so the kernels are built only once someone asks for them."""
-    return importlib.import_module(f"{package}.ops")
 
 
 def compiled(fn):

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import torch
 
-from .._dispatch import compiled, select_backend, triton_ops
+from .._dispatch import compiled, select_backend
 from . import reference
 
 __all__ = ["bspline_radial"]
@@ -20,6 +20,8 @@ def bspline_radial(r: torch.Tensor, table: torch.Tensor, cutoff: float, *,
     zero from the cutoff on. Differentiable twice (and more) in r and the table."""
     which = select_backend("bspline_radial", backend, r.device)
     if which == "triton":
-        return triton_ops(__name__).bspline_radial_triton(r, table, cutoff)
+        from . import ops  # on first use: @triton.jit reads TRITON_INTERPRET when it runs
+
+        return ops.bspline_radial_triton(r, table, cutoff)
     fn = compiled(reference.bspline_radial) if which == "compile" else reference.bspline_radial
     return fn(r, table, float(cutoff))

@@ -91,6 +91,11 @@ def _table_backward(ctx, gt):
     return gr, ggo, None, None, None
 
 
+# Shapes for tracing (torch.compile, export): the compiled graph holds the op opaquely, which
+# also works where the launcher cannot take fake tensors (the CPU interpreter).
+spline.register_fake(lambda r, table, cutoff, k: r.new_empty(r.shape[0], table.shape[1]))
+table_grad.register_fake(lambda r, go, cutoff, num_knots, k:
+                         go.new_empty(num_knots, go.shape[1]))
 spline.register_autograd(_spline_backward, setup_context=_spline_setup)
 table_grad.register_autograd(_table_backward, setup_context=_table_setup)
 

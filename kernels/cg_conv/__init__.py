@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import torch
 
-from .._dispatch import compiled, select_backend, triton_ops
+from .._dispatch import compiled, select_backend
 from . import reference
 
 __all__ = ["cg_conv"]
@@ -33,7 +33,8 @@ def cg_conv(
     """
     which = select_backend("cg_conv", backend, x.device)
     if which == "triton":
-        ops = triton_ops(__name__)
+        from . import ops  # on first use: @triton.jit reads TRITON_INTERPRET when it runs
+
         return ops.cg_conv_triton(x, sh, weights, tuple(cg_table), sender, receiver, k_out)
     fn = compiled(reference.cg_conv) if which == "compile" else reference.cg_conv
     return fn(x, sh, weights, tuple(cg_table), sender, receiver, int(k_out))

@@ -154,6 +154,14 @@ def _sh_backward(ctx, gs):
     return g1, g3, gw, None, None, None, None, None, None
 
 
+# Shapes for tracing (torch.compile, export): the compiled graph holds the op opaquely, which
+# also works where the launcher cannot take fake tensors (the CPU interpreter).
+nodes.register_fake(lambda xin, sh, w, idx, coeff, ptr, gather, scatter, n_out, k_out, rev:
+                    xin.new_empty(n_out, k_out, xin.shape[-1]))
+weights_grad.register_fake(lambda x1, x3, sh, idx, coeff, ptr, i1, i3, num_paths:
+                           x1.new_empty(sh.shape[0], num_paths, x1.shape[-1]))
+sh_grad.register_fake(lambda x1, x3, w, idx, coeff, ptr, i1, i3, k2:
+                      x1.new_empty(w.shape[0], k2))
 nodes.register_autograd(_nodes_backward, setup_context=_nodes_setup)
 weights_grad.register_autograd(_weights_backward, setup_context=_weights_setup)
 sh_grad.register_autograd(_sh_backward, setup_context=_sh_setup)

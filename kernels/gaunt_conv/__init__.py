@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import torch
 
-from .._dispatch import compiled, select_backend, triton_ops
+from .._dispatch import compiled, select_backend
 from . import reference
 from .reference import edge_filter, legendre
 
@@ -34,7 +34,8 @@ def gaunt_grid_conv(
     """
     which = select_backend("gaunt_grid_conv", backend, x_grid.device)
     if which == "triton":
-        ops = triton_ops(__name__)
+        from . import ops  # on first use: @triton.jit reads TRITON_INTERPRET when it runs
+
         return ops.gaunt_grid_conv_triton(x_grid, edge_dir, radial, grid_dirs, sender, receiver)
     fn = compiled(reference.gaunt_grid_conv) if which == "compile" else reference.gaunt_grid_conv
     return fn(x_grid, edge_dir, radial, grid_dirs, sender, receiver)

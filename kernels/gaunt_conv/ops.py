@@ -156,6 +156,13 @@ def _reduce_backward(ctx, go):
     return ga, gb, gcos, gr, None, None, None
 
 
+# Shapes for tracing (torch.compile, export): the compiled graph holds the op opaquely, which
+# also works where the launcher cannot take fake tensors (the CPU interpreter).
+conv.register_fake(lambda x, cos, radial, wc, gather, scatter, n_out, k:
+                   x.new_empty(n_out, cos.shape[1], x.shape[-1]))
+radial_grad.register_fake(lambda a, b, cos, wc, ia, ib, lmax, k:
+                          a.new_empty(cos.shape[0], lmax + 1, a.shape[-1]))
+reduce.register_fake(lambda a, b, cos, radial, ia, ib, k: cos.new_empty(cos.shape))
 conv.register_autograd(_conv_backward, setup_context=_conv_setup)
 radial_grad.register_autograd(_radial_backward, setup_context=_radial_setup)
 reduce.register_autograd(_reduce_backward, setup_context=_reduce_setup)

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import torch
 
-from .._dispatch import compiled, select_backend, triton_ops
+from .._dispatch import compiled, select_backend
 from . import reference
 
 __all__ = ["grid_mlp"]
@@ -32,6 +32,8 @@ def grid_mlp(
     """
     which = select_backend("grid_mlp", backend, x.device)
     if which == "triton":
-        return triton_ops(__name__).grid_mlp_triton(x, to_grid, from_grid, w1, b1, w2, b2)
+        from . import ops  # on first use: @triton.jit reads TRITON_INTERPRET when it runs
+
+        return ops.grid_mlp_triton(x, to_grid, from_grid, w1, b1, w2, b2)
     fn = compiled(reference.grid_mlp) if which == "compile" else reference.grid_mlp
     return fn(x, to_grid, from_grid, w1, b1, w2, b2)

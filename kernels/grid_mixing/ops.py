@@ -47,6 +47,10 @@ def _backward(ctx, go):
     return tuple(grads[k] if need else None for k, need in zip(_NAMES, ctx.needs_input_grad))
 
 
+# Shapes for tracing (torch.compile, export): the compiled graph holds the op opaquely, which
+# also works where the launcher cannot take fake tensors (the CPU interpreter).
+grid_mlp_op.register_fake(lambda x, to_grid, from_grid, w1, b1, w2, b2:
+                          x.new_empty(x.shape[0], x.shape[1], w2.shape[1]))
 grid_mlp_op.register_autograd(_backward, setup_context=_setup)
 
 
