@@ -81,6 +81,7 @@ class RunConfig:
     dtype: Literal["float32", "float64"] = "float32"
     device: str = "auto"  # "auto", "cpu", "cuda", "cuda:1", ...
     bf16: bool = False  # bf16 autocast of the forward pass; GPU only
+    kernels: Literal["auto", "torch", "triton", "compile"] = "auto"  # mlip.kernels backend
     run_dir: str = "runs/default"
     log_every: int = 10  # steps between log lines when not on a terminal
     checkpoint_every: int = 0  # steps between last.pt saves; 0 = at the end of each epoch only

@@ -49,7 +49,8 @@ log = logging.getLogger("mlip.train")
 
 # Settings a resumed run may change; any other difference from the saved config is an error.
 RESUMABLE_CHANGES = {"run.run_dir", "run.epochs", "run.max_time", "run.patience", "run.device",
-                     "run.log_every", "run.tensorboard", "run.checkpoint_every", "data.workers"}
+                     "run.log_every", "run.tensorboard", "run.checkpoint_every", "data.workers",
+                     "run.kernels"}
 
 
 class StopTraining(Exception):
@@ -132,6 +133,7 @@ class Trainer:
         else:
             model, self.prep = new_model(c, train)
         self.model = model.to(ctx.device)
+        self.model.set_kernel_backend(c.run.kernels)
         self.symmetry = SymmetryObjective(c.equivariance, self.model,
                                           c.run.seed).to(ctx.device)
         # Everything the optimizer updates: the potential, then TransIP's phi when it is used.
@@ -296,7 +298,7 @@ class Trainer:
                            desc=f"epoch {self.epoch + 1}/{c.run.epochs}")
             stop = False
             for batch in self.train_loader:
-                loss = self.train_step(batch)
+                loss = self.last_loss = self.train_step(batch)
                 self.loss_sum += loss
                 self.loss_steps += 1
                 self.step_in_epoch += 1
