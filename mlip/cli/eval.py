@@ -27,6 +27,9 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
     p.add_argument("--device", default=None, help="cpu, cuda, cuda:1 (default: cuda if present)")
     p.add_argument("--dtype", default=None, choices=["float32", "float64"],
                    help="run the model in this dtype (default: the checkpoint's)")
+    p.add_argument("--frame-average", action="store_true",
+                   help="evaluate the model wrapped in FrameAveraged (exact rotational "
+                        "symmetry, for models that are not equivariant by construction)")
     return p
 
 
@@ -39,6 +42,10 @@ def run(args) -> int:
 
     device = args.device or ("cuda" if torch.cuda.is_available() else "cpu")
     model = load_model(args.model, device=device, dtype=args.dtype)
+    if args.frame_average:
+        from ..models.frame_averaging import FrameAveraged
+
+        model = FrameAveraged(model).eval()
     frames = []
     for path in args.data:
         frames.extend(_frames(path, args.format, read_frames))

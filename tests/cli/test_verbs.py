@@ -60,6 +60,12 @@ def test_eval_json_and_plots(trained, tmp_path, capsys):
     assert metrics["n_structures"] == 4 and metrics["forces_mae"] > 0
     assert set(metrics["per_element"]) == {"H", "C", "O"}
     assert (tmp_path / "plots" / "parity_forces.png").stat().st_size > 1000
+    # frame averaging leaves an equivariant model's predictions as they are
+    assert main(["eval", model, str(trained / "test.xyz"), "--json", "--frame-average",
+                 "--dtype", "float64"]) == 0
+    averaged = json.loads(capsys.readouterr().out)
+    assert averaged["forces_mae"] == pytest.approx(metrics["forces_mae"], rel=1e-5)
+    assert averaged["energy_mae"] == pytest.approx(metrics["energy_mae"], rel=1e-5, abs=1e-7)
 
 
 def test_predict_skips_and_names_a_bad_structure(trained, tmp_path, capsys):
