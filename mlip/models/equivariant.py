@@ -156,7 +156,8 @@ class Layer(nn.Module):
                 EquivariantLinear(lmax, conv, Gate.input_channels(channels)), Gate(lmax, channels)
             )
         elif kind == "grid":
-            self.update = GridMixing(lmax, conv, channels, grid_resolution=hp["grid_resolution"])
+            self.update = GridMixing(lmax, conv, channels, grid_resolution=hp["grid_resolution"],
+                                     eval_grid_resolution=hp["eval_grid_resolution"])
         else:
             raise ValueError(f"self_connection must be one of {SELF_CONNECTIONS}, got {kind!r}")
 
@@ -190,6 +191,7 @@ class EquivariantPotential(Potential):
         radial_hidden: int = 64,
         readout_hidden: int = 16,
         grid_resolution: int | None = None,
+        eval_grid_resolution: int | None = None,
         avg_num_neighbors: float = 10.0,
         pair_repulsion: bool = False,
     ):
@@ -205,6 +207,7 @@ class EquivariantPotential(Potential):
         hp = {
             "interaction": interaction, "self_connection": self_connection,
             "correlation": int(correlation), "grid_resolution": grid_resolution,
+            "eval_grid_resolution": eval_grid_resolution,
             "radial": {"kind": radial, "cutoff": cutoff, "num_basis": num_basis,
                        "num_knots": num_knots, "hidden": radial_hidden},
         }

@@ -98,8 +98,19 @@ _MEASURED_RESOLUTION = {0: 0, 1: 8, 2: 16, 3: 24, 4: 32, 5: 44, 6: 52}
 
 
 def default_grid_resolution(lmax: int) -> int:
-    """The grid degree GridMixing uses unless told otherwise (measured; see docs/nn.md)."""
+    """The grid degree GridMixing trains on unless told otherwise (measured; docs/nn.md)."""
     return _MEASURED_RESOLUTION.get(lmax, 8 * lmax + 4)
+
+
+# Trained weights alias far more than initial ones: facet-s trained on acac had a force error
+# over rotation orbits of 3.9 meV/Å at degree 16, 0.54 at 24 and 0.08 at 32, with the same test
+# error at all three (docs/nn.md). Evaluation therefore uses a finer grid than training.
+EVAL_RESOLUTION_MARGIN = 16
+
+
+def default_eval_grid_resolution(lmax: int) -> int:
+    """The grid degree GridMixing evaluates on (``model.eval()``) unless told otherwise."""
+    return default_grid_resolution(lmax) + EVAL_RESOLUTION_MARGIN if lmax > 0 else 0
 
 
 class GridMixing(nn.Module):
@@ -109,12 +120,16 @@ class GridMixing(nn.Module):
     ``Linear -> SiLU -> Linear`` over channels at each point, project back to degree L, append
     the input scalars to the l = 0 channels, and finish with an EquivariantLinear to
     ``channels_out``. The pointwise SiLU makes the function band-unlimited, so the projection
-    aliases and equivariance is approximate; the error falls with ``grid_resolution`` (the
-    degree the grid integrates exactly, at least 2L) and is measured in docs/nn.md.
+    aliases and equivariance is approximate; the error falls with the grid's exact degree
+    (at least 2L) and is measured in docs/nn.md. Training (``module.train()``) uses the grid of
+    degree ``grid_resolution``; evaluation uses the finer ``eval_grid_resolution``: the
+    weights do not depend on the grid, and trained weights need the finer one to keep the
+    rotation error of forces well below a meV/Å. Both grids are buffers outside the state_dict.
     """
 
     def __init__(self, lmax: int, channels_in, channels_out, hidden: int | None = None,
-                 grid_resolution: int | None = None, dtype=torch.float64):
+                 grid_resolution: int | None = None, eval_grid_resolution: int | None = None,
+                 dtype=torch.float64):
         super().__init__()
         self.lmax = lmax
         c_in = per_degree(channels_in, lmax)
@@ -123,18 +138,26 @@ class GridMixing(nn.Module):
         self.grid_resolution = int(grid_resolution or default_grid_resolution(lmax))
         if self.grid_resolution < 2 * lmax:
             raise ValueError(f"grid_resolution must be >= 2 * lmax = {2 * lmax}")
-        grid = S2Grid(self.grid_resolution)
+        self.eval_grid_resolution = int(eval_grid_resolution
+                                        or max(default_eval_grid_resolution(lmax),
+                                               self.grid_resolution))
+        if self.eval_grid_resolution < 2 * lmax:
+            raise ValueError(f"eval_grid_resolution must be >= 2 * lmax = {2 * lmax}")
+        grid, fine = S2Grid(self.grid_resolution), S2Grid(self.eval_grid_resolution)
         self.lift = EquivariantLinear(lmax, c_in, hidden, bias=False)
         self.to_grid, self.from_grid = ToGrid(lmax, grid, dtype), FromGrid(lmax, grid, dtype)
+        self.to_fine, self.from_fine = ToGrid(lmax, fine, dtype), FromGrid(lmax, fine, dtype)
         self.mlp = nn.Sequential(nn.Linear(hidden, hidden), nn.SiLU(), nn.Linear(hidden, hidden))
         self.out = EquivariantLinear(lmax, (hidden + self.c0,) + (hidden,) * lmax, channels_out)
         self.backend = "auto"  # kernel backend; not a parameter, so never in the state_dict
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         lin1, lin2 = self.mlp[0], self.mlp[2]
+        to_grid, from_grid = ((self.to_grid, self.from_grid) if self.training
+                              else (self.to_fine, self.from_fine))
         # The fused kernel (mlip.kernels) on GPU, its torch reference elsewhere: same math.
         f = grid_mlp(
-            self.lift(x), self.to_grid.matrix.to(x.dtype), self.from_grid.matrix.to(x.dtype),
+            self.lift(x), to_grid.matrix.to(x.dtype), from_grid.matrix.to(x.dtype),
             lin1.weight.T, lin1.bias, lin2.weight.T, lin2.bias, backend=self.backend,
         )
         scalars = torch.cat([f[..., :1, :], x[..., :1, : self.c0]], dim=-1)

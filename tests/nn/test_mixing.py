@@ -106,3 +106,23 @@ def test_float32():
     mixing = GridMixing(2, 6, 6)
     y = mixing(ragged(4, 2, (6, 6, 6)).float())
     assert y.dtype == torch.float32 and torch.isfinite(y).all()
+
+
+def test_evaluation_uses_the_finer_grid():
+    """Weights scaled up (as training does) alias more; model.eval() switches to the finer
+    grid, which cuts the rotation error, and the state_dict is the same in both modes."""
+    lmax, c = 2, (6, 6, 6)
+    torch.manual_seed(0)
+    mixing = GridMixing(lmax, c, c, hidden=8).double()
+    with torch.no_grad():
+        for p in mixing.mlp.parameters():
+            p.mul_(4.0)
+    assert mixing.eval_grid_resolution == default_grid_resolution(lmax) + 16
+    x = ragged(16, lmax, c, seed=4)
+    train_err = max(equivariance_error(mixing.train(), x, lmax, r) for r in ROTATIONS)
+    eval_err = max(equivariance_error(mixing.eval(), x, lmax, r) for r in ROTATIONS)
+    assert eval_err < 0.2 * train_err
+    assert mixing.state_dict().keys() == {k for k, _ in mixing.named_parameters()}
+    same = GridMixing(lmax, c, c, hidden=8, grid_resolution=20, eval_grid_resolution=20).double()
+    same.load_state_dict(mixing.state_dict())
+    torch.testing.assert_close(same.eval()(x), same.train()(x), rtol=0, atol=0)
