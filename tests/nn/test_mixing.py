@@ -117,7 +117,7 @@ def test_evaluation_uses_the_finer_grid():
     with torch.no_grad():
         for p in mixing.mlp.parameters():
             p.mul_(4.0)
-    assert mixing.eval_grid_resolution == default_grid_resolution(lmax) + 16
+    assert mixing.eval_grid_resolution == default_grid_resolution(lmax) + 8
     x = ragged(16, lmax, c, seed=4)
     train_err = max(equivariance_error(mixing.train(), x, lmax, r) for r in ROTATIONS)
     eval_err = max(equivariance_error(mixing.eval(), x, lmax, r) for r in ROTATIONS)
