@@ -27,3 +27,19 @@ def tiny_config(train: Path, run_dir: Path, **sections) -> dict:
     for section, values in sections.items():
         config[section] = {**config.get(section, {}), **values}
     return config
+
+
+def kill_and_resume(config: dict, kill_at: int):
+    """Train as if the process were killed right after step ``kill_at``, then run the same
+    command again (the run directory's last.pt continues it); the second run's result."""
+    import pytest
+
+    from mlip.train import StopTraining, train
+
+    def kill(trainer):
+        if trainer.global_step == kill_at:
+            raise StopTraining
+
+    with pytest.raises(StopTraining):
+        train(config, callbacks=[kill])
+    return train(config)

@@ -6,11 +6,11 @@ import pytest
 import torch
 
 from mlip.data import keys as K
-from mlip.train import ConfigError, StopTraining, train
+from mlip.train import ConfigError, train
 from mlip.train.config import EquivarianceConfig
 from mlip.train.equivariance import SymmetryObjective
 
-from ._tiny import tiny_config, write_acac
+from ._tiny import kill_and_resume, tiny_config, write_acac
 
 TINY_TRANSFORMER = {"name": "transformer",
                     "hyperparameters": {"dim": 16, "num_heads": 2, "num_layers": 1,
@@ -64,15 +64,7 @@ def test_auxiliary_losses_train_and_resume_exactly(acac, tmp_path, terms):
     if "transip_weight" in terms:  # phi was trained: its last layer left zero
         assert whole["symmetry"]["transform.net.4.weight"].abs().max() > 0
     kill_at = random.Random(1).randrange(2, whole["global_step"] - 1)
-
-    def kill(trainer):
-        if trainer.global_step == kill_at:
-            raise StopTraining
-
-    config = _config(acac, tmp_path / "cut", **terms)
-    with pytest.raises(StopTraining):
-        train(config, callbacks=[kill])
-    train(config)
+    kill_and_resume(_config(acac, tmp_path / "cut", **terms), kill_at)
     cut = torch.load(tmp_path / "cut" / "last.pt", weights_only=True)["train_state"]
     for part in ("raw_weights", "symmetry"):
         assert cut[part].keys() == whole[part].keys()

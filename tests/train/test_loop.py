@@ -10,9 +10,9 @@ import torch
 import yaml
 
 import mlip
-from mlip.train import ConfigError, StopTraining, train
+from mlip.train import ConfigError, train
 
-from ._tiny import tiny_config, write_acac
+from ._tiny import kill_and_resume, tiny_config, write_acac
 
 
 @pytest.fixture(scope="module")
@@ -50,15 +50,7 @@ def test_kill_and_resume_equals_an_uninterrupted_run(acac, tmp_path):
     train(tiny_config(acac, tmp_path / "whole", **sections))
     total = torch.load(tmp_path / "whole" / "last.pt", weights_only=True)["train_state"]
     kill_at = random.Random(0).randrange(3, total["global_step"] - 1)
-
-    def kill(trainer):
-        if trainer.global_step == kill_at:
-            raise StopTraining
-
-    config = tiny_config(acac, tmp_path / "cut", **sections)
-    with pytest.raises(StopTraining):
-        train(config, callbacks=[kill])
-    result = train(config)  # last.pt in run_dir: continues
+    result = kill_and_resume(tiny_config(acac, tmp_path / "cut", **sections), kill_at)
     assert result.steps == total["global_step"]
     raw_a, ema_a = _weights(tmp_path / "whole" / "last.pt")
     raw_b, ema_b = _weights(tmp_path / "cut" / "last.pt")
