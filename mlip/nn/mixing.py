@@ -144,10 +144,13 @@ class GridMixing(nn.Module):
                                                self.grid_resolution))
         if self.eval_grid_resolution < 2 * lmax:
             raise ValueError(f"eval_grid_resolution must be >= 2 * lmax = {2 * lmax}")
-        grid, fine = S2Grid(self.grid_resolution), S2Grid(self.eval_grid_resolution)
+        grid = S2Grid(self.grid_resolution)
         self.lift = EquivariantLinear(lmax, c_in, hidden, bias=False)
         self.to_grid, self.from_grid = ToGrid(lmax, grid, dtype), FromGrid(lmax, grid, dtype)
-        self.to_fine, self.from_fine = ToGrid(lmax, fine, dtype), FromGrid(lmax, fine, dtype)
+        self.to_fine, self.from_fine = self.to_grid, self.from_grid
+        if self.eval_grid_resolution != self.grid_resolution:
+            fine = S2Grid(self.eval_grid_resolution)
+            self.to_fine, self.from_fine = ToGrid(lmax, fine, dtype), FromGrid(lmax, fine, dtype)
         self.mlp = nn.Sequential(nn.Linear(hidden, hidden), nn.SiLU(), nn.Linear(hidden, hidden))
         self.out = EquivariantLinear(lmax, (hidden + self.c0,) + (hidden,) * lmax, channels_out)
         self.backend = "auto"  # kernel backend; not a parameter, so never in the state_dict

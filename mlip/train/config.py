@@ -113,10 +113,6 @@ class EquivarianceConfig:
     regularizer_weight: float = 0.0
     regularizer_energy_weight: float = 1.0  # on (eV/atom)^2, relative to the force term
 
-    @property
-    def active(self) -> bool:
-        return self.augment or self.transip_weight > 0 or self.regularizer_weight > 0
-
 
 @dataclass(frozen=True)
 class TrainConfig:
