@@ -247,6 +247,11 @@ def validate(config: TrainConfig) -> TrainConfig:
     _positive("run.checkpoint_every", r.checkpoint_every, allow_zero=True)
     if r.bf16 and r.device == "cpu":
         raise ConfigError("run.bf16 needs a GPU; bf16 autocast is not used on the CPU")
+    if r.kernels == "compile":
+        # Found by running it: AOT autograd refuses the second backward that force training does.
+        raise ConfigError("run.kernels 'compile' cannot train: torch.compile does not support the "
+                          "double backward that training on forces needs; use 'auto', 'torch' or "
+                          "'triton' ('compile' is for inference: model.set_kernel_backend)")
     for section, e0 in (("data.e0", d.e0), ("finetune.e0", f.e0)):
         if isinstance(e0, dict):
             for z, v in e0.items():

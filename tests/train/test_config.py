@@ -30,6 +30,7 @@ def test_defaults_and_yaml_round_trip(tmp_path):
         ({"data": {"train": "x"}, "loss": {"element_weights": {"H": -1}}},
          "loss.element_weights"),
         ({}, "data.train"),
+        ({"data": {"train": "x"}, "run": {"kernels": "compile"}}, "run.kernels"),
     ],
 )
 def test_errors_name_the_key(raw, key):
