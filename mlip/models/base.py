@@ -38,7 +38,8 @@ class Potential(nn.Module):
     uses_charge_spin: bool = False
 
     def __init__(
-        self, cutoff: float, elements: list[int], dtype="float64", pair_repulsion: bool = False
+        self, cutoff: float, elements: list[int], dtype="float64",
+        pair_repulsion: bool | float = False,
     ):
         super().__init__()
         if not elements:
@@ -54,11 +55,11 @@ class Potential(nn.Module):
         self.register_buffer("e0", torch.zeros(119, dtype=torch.float64))
         self.register_buffer("scale", torch.ones((), dtype=torch.float64))
         # Optional ZBL wall, added in eV after scaling: it is physics, not a learned output.
-        self.repulsion = None
-        if pair_repulsion:
-            from ..nn.repulsion import ZBLRepulsion
+        # pair_repulsion: false, true (the default switch-off) or the switch-off fraction.
+        from ..nn.repulsion import ZBLRepulsion, repulsion_switch
 
-            self.repulsion = ZBLRepulsion()
+        switch = repulsion_switch(pair_repulsion)
+        self.repulsion = None if switch is None else ZBLRepulsion(switch)
 
     # ---- to be implemented by models ---------------------------------------------------
     def atomic_output(

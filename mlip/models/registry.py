@@ -14,9 +14,11 @@ from pathlib import Path
 import torch
 
 from .._version import __version__
+from ..nn.repulsion import DEFAULT_SWITCH, LEGACY_SWITCH
 from .base import Potential
 
-FORMAT_VERSION = 1
+# 2: pair_repulsion is saved as its switch-off fraction; format 1 saved ``true`` for 1.0.
+FORMAT_VERSION = 2
 UNITS = {"energy": "eV", "length": "Å", "forces": "eV/Å", "stress": "eV/Å^3"}
 
 _MODELS: dict[str, Callable[..., Potential]] = {}
@@ -70,6 +72,9 @@ def build_model(name: str, **hyperparameters) -> Potential:
         model_name, preset = name, None
     else:
         raise ValueError(f"unknown model {name!r}; available: {available_models()}")
+    if hyperparameters.get("pair_repulsion") is True:
+        # Saved resolved, so that a later change of the default cannot change a saved model.
+        hyperparameters = {**hyperparameters, "pair_repulsion": DEFAULT_SWITCH}
     model = _MODELS[model_name](**hyperparameters)
     model.model_name = model_name
     model.preset = preset
@@ -146,6 +151,8 @@ def read_checkpoint(path) -> dict:
 
 def model_from_checkpoint(ckpt: dict, dtype=None) -> Potential:
     hyperparameters = dict(ckpt["hyperparameters"])
+    if ckpt["format_version"] < 2 and hyperparameters.get("pair_repulsion") is True:
+        hyperparameters["pair_repulsion"] = LEGACY_SWITCH
     if dtype is not None:
         hyperparameters["dtype"] = dtype if isinstance(dtype, str) else str(dtype).split(".")[-1]
     model = build_model(ckpt["model"], **hyperparameters)
