@@ -5,7 +5,7 @@ value and two derivatives zero) at ``switch`` times the sum of the two covalent 
 acts only where atoms are closer than bonded and never competes with the learned energy.
 
 The switch-off must lie well below bonded distances, not at them: compressed bonds reach about
-0.82 of the covalent sum in every data set we checked (acac, 3BPA up to 1200 K, ethanol, HfO2).
+0.81-0.83 of the covalent sum in acac, 3BPA (up to 1200 K), ethanol, HfO2 and a set of oxides.
 Switched off at 1.0, the wall put forces of 2.5 eV/Å RMS into the acac training frames, more
 than the DFT forces themselves (1.06 eV/Å), which the network then had to learn to cancel; at
 0.7 it is exactly zero on all of them and still stops atoms long before they meet.
