@@ -14,6 +14,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
+from ase.data import covalent_radii
 
 from . import keys as K
 from .graph import batch_graphs, frame_to_graph
@@ -221,6 +222,8 @@ class DatasetStatistics:
     n_atoms: int
     elements: list[int] = field(default_factory=list)
     e0_method: str = "fit"
+    # The pair closest relative to its covalent radii sum: (ratio, frame, Z_a, Z_b, distance Å)
+    closest_pair: tuple[float, int, int, int, float] | None = None
 
 
 def fit_e0(frames: Iterable[dict]) -> dict[int, float]:
@@ -256,7 +259,8 @@ def compute_statistics(
     frames_or_dataset, cutoff: float, e0="fit", isolated=None, neighbors: str = "vesin"
 ) -> DatasetStatistics:
     """E0 (``"fit"``, ``"isolated"`` with ``isolated`` frames, or a ``{Z: eV}`` dict), mean
-    number of neighbours at ``cutoff`` and force RMS, in one pass over the frames."""
+    number of neighbours at ``cutoff``, force RMS and the closest pair relative to covalent
+    radii (where a pair repulsion would act), in one pass over the frames."""
     source = frames_or_dataset
     if isinstance(source, GraphDataset):
         source = source.frames
@@ -266,11 +270,21 @@ def compute_statistics(
     n_edges = n_atoms = n_force = 0
     force_sq = 0.0
     elements: set[int] = set()
+    closest = None
     for i in range(len(frames)):
         f = frames[i]
         cell = np.asarray(f[K.CELL]).reshape(3, 3)
-        ei, _ = neighbor_list(f[K.POSITIONS], cell, np.asarray(f[K.PBC]), cutoff, backend=neighbors)
+        ei, shift = neighbor_list(f[K.POSITIONS], cell, np.asarray(f[K.PBC]), cutoff,
+                                  backend=neighbors)
         n_edges += ei.shape[1]
+        if ei.shape[1]:
+            z = np.asarray(f[K.ATOMIC_NUMBERS])
+            pos = np.asarray(f[K.POSITIONS])
+            d = np.linalg.norm(pos[ei[0]] - pos[ei[1]] + shift @ cell, axis=1)
+            ratio = d / (covalent_radii[z[ei[0]]] + covalent_radii[z[ei[1]]])
+            k = int(np.argmin(ratio))
+            if closest is None or ratio[k] < closest[0]:
+                closest = (float(ratio[k]), i, int(z[ei[0, k]]), int(z[ei[1, k]]), float(d[k]))
         n_atoms += len(f[K.POSITIONS])
         elements.update(np.asarray(f[K.ATOMIC_NUMBERS]).tolist())
         if K.FORCES in f:
@@ -292,4 +306,5 @@ def compute_statistics(
         n_atoms=n_atoms,
         elements=sorted(elements),
         e0_method=method,
+        closest_pair=closest,
     )

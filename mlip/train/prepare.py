@@ -134,7 +134,21 @@ def new_model(config: TrainConfig, train) -> tuple[torch.nn.Module, dict]:
     log.info("E0 (%s) %s eV; scale %.4f; mean neighbours %.2f", method,
              {z: round(v, 4) for z, v in e0.items()}, float(model.scale),
              stats.mean_num_neighbors)
+    _check_repulsion(model, stats)
     return model, summary
+
+
+def _check_repulsion(model, stats) -> None:
+    """Say when the ZBL wall acts on the training data: the network must then learn around it."""
+    if model.repulsion is None or stats.closest_pair is None:
+        return
+    ratio, frame, za, zb, d = stats.closest_pair
+    if ratio < model.repulsion.switch:
+        log.warning("the ZBL pair repulsion acts on the training data: training frame %d has "
+                    "Z %d-%d at %.3f Å, %.2f of their covalent radii sum, inside the wall's "
+                    "switch-off at %.2f; the network learns the energy on top of the wall there "
+                    "(a smaller model.hyperparameters.pair_repulsion moves the switch-off in)",
+                    frame, za, zb, d, ratio, model.repulsion.switch)
 
 
 def _extend_state(old: dict, new: dict, old_elements: list[int], new_elements: list[int]):

@@ -4,6 +4,7 @@ import numpy as np
 import pytest
 import torch
 from ase.build import bulk
+from ase.data import covalent_radii
 
 from mlip.data import atoms_to_frame
 from mlip.data import keys as K
@@ -119,5 +120,17 @@ def test_statistics_neighbours_and_force_rms(acac_h5):
     forces = np.concatenate([f[K.FORCES] for f in frames])
     assert stats.force_rms == pytest.approx(np.sqrt(np.mean(forces**2)), rel=1e-12)
     assert stats.e0[6] == -1026.8538996116154 and stats.elements == [1, 6, 8]
+    ratio, frame, za, zb, d = stats.closest_pair  # against all pairs, directly
+    def ratio_of(f, a, b):
+        r_cov = covalent_radii[f[K.ATOMIC_NUMBERS][a]] + covalent_radii[f[K.ATOMIC_NUMBERS][b]]
+        return np.linalg.norm(f[K.POSITIONS][a] - f[K.POSITIONS][b]) / r_cov
+
+    best = min((ratio_of(f, a, b), i, a, b)
+               for i, f in enumerate(frames) for a in range(15) for b in range(15) if a != b)
+    assert ratio == pytest.approx(best[0], rel=1e-12) and frame == best[1]
+    assert {za, zb} == {frames[frame][K.ATOMIC_NUMBERS][best[2]],
+                        frames[frame][K.ATOMIC_NUMBERS][best[3]]}
+    assert 0.8 < ratio < 0.9
+    assert d == pytest.approx(ratio * (covalent_radii[za] + covalent_radii[zb]))
     from_h5 = compute_statistics(GraphDataset(acac_h5, 4.0), 4.0, e0={1: 0.0})
     assert from_h5.n_frames == 100 and from_h5.e0 == {1: 0.0}

@@ -12,7 +12,7 @@ import yaml
 import mlip
 from mlip.train import ConfigError, train
 
-from ._tiny import kill_and_resume, tiny_config, write_acac
+from ._tiny import TINY_MODEL, kill_and_resume, tiny_config, write_acac
 
 
 @pytest.fixture(scope="module")
@@ -88,3 +88,19 @@ def test_finetune_adds_elements_only_when_asked(acac, tmp_path):
     assert grown.elements.tolist() == [1, 6, 7, 8]
     assert float(grown.e0[6]) == float(old.e0[6])  # e0: keep
     assert float(grown.e0[7]) != 0.0  # fitted for the new element
+
+
+@pytest.mark.parametrize("switch, warns", [(1.0, True), (True, False)])
+def test_training_says_when_the_pair_repulsion_acts_on_the_data(acac, tmp_path, caplog,
+                                                                switch, warns):
+    # acac's compressed bonds reach 0.82 of the covalent radii sum: a wall switched off at
+    # the sum acts on them, the default (0.7) does not.
+    model = {**TINY_MODEL, "hyperparameters": {**TINY_MODEL["hyperparameters"],
+                                               "pair_repulsion": switch}}
+    config = tiny_config(acac, tmp_path / "run", model=model, run={"epochs": 1})
+    with caplog.at_level("WARNING", logger="mlip.train"):
+        train(config)
+    said = [r.getMessage() for r in caplog.records if "pair repulsion" in r.getMessage()]
+    assert bool(said) == warns
+    if warns:
+        assert "training frame" in said[0] and "covalent radii sum" in said[0]
