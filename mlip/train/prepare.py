@@ -184,6 +184,7 @@ def finetune_model(config: TrainConfig, train) -> tuple[torch.nn.Module, dict]:
     model = model_from_checkpoint(ckpt, dtype=config.run.dtype)
     old_elements = model.elements.tolist()
     stats = _statistics(config, train, model.cutoff)
+    _check_repulsion(model, stats)
     new = sorted(set(stats.elements) - set(old_elements))
     if new and f.new_elements != "add":
         raise ConfigError(f"the training data has elements {new} that {f.checkpoint} was not "
