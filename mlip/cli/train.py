@@ -25,7 +25,8 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
         "--set run.epochs=20",
     )
     p.add_argument("--max-time", type=float, default=None, metavar="SECONDS",
-                   help="stop cleanly after this many seconds of training (resumable)")
+                   help="stop cleanly after this many seconds of training (resumable); with "
+                   "--set run.fit_to_time=true the epochs and the lr schedule are fitted to it")
     p.add_argument("--resume", default=None, metavar="RUN_DIR",
                    help="continue the run in RUN_DIR (from its last.pt)")
     return p

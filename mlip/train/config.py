@@ -76,6 +76,9 @@ class OptimConfig:
 class RunConfig:
     epochs: int = 100
     max_time: float | None = None  # seconds of training, then a clean stop (resumable)
+    # Shorten the run (and its lr schedule) to the epochs that fit in max_time, measured on the
+    # second epoch, so that a time-limited cosine run still anneals; fixed once, then saved.
+    fit_to_time: bool = False
     patience: int | None = None  # epochs without a better validation loss before stopping
     seed: int = 0
     dtype: Literal["float32", "float64"] = "float32"
@@ -242,6 +245,8 @@ def validate(config: TrainConfig) -> TrainConfig:
         raise ConfigError(f"optim.min_lr_ratio must be in [0, 1], got {o.min_lr_ratio}")
     _positive("run.epochs", r.epochs)
     _positive("run.max_time", r.max_time)
+    if r.fit_to_time and r.max_time is None:
+        raise ConfigError("run.fit_to_time needs a time budget: set run.max_time (or --max-time)")
     _positive("run.patience", r.patience)
     _positive("run.log_every", r.log_every)
     _positive("run.checkpoint_every", r.checkpoint_every, allow_zero=True)

@@ -46,6 +46,7 @@ from .optim import Schedule, build_optimizer
 from .prepare import finetune_model, new_model, split_data
 
 log = logging.getLogger("mlip.train")
+_clock = time.monotonic  # the loop's only clock: tests replace it
 
 # Settings a resumed run may change; any other difference from the saved config is an error.
 RESUMABLE_CHANGES = {"run.run_dir", "run.epochs", "run.max_time", "run.patience", "run.device",
@@ -109,6 +110,8 @@ class Trainer:
         self.best_valid: dict = {}
         self.loss_sum, self.loss_steps, self.elapsed = 0.0, 0, 0.0
         self.status = "finished"
+        # The last epoch: run.epochs, or fewer once run.fit_to_time has fitted the budget.
+        self.epoch_limit, self.fitted = config.run.epochs, False
 
     # ---- set-up --------------------------------------------------------------------------
     def setup(self) -> None:
@@ -153,6 +156,7 @@ class Trainer:
         steps_per_epoch = len(self.sampler.batches())
         if steps_per_epoch == 0:
             raise ConfigError("no training batch: fewer structures than processes?")
+        self.steps_per_epoch = steps_per_epoch
         self.schedule = Schedule(self.optimizer, c.optim, c.run.epochs * steps_per_epoch)
         self.ema = EMA(self.model, c.optim.ema_decay) if c.optim.ema_decay > 0 else None
         if resume:
@@ -192,6 +196,7 @@ class Trainer:
             "best_epoch": self.best_epoch, "best_valid": self.best_valid,
             "bad_epochs": self.bad_epochs, "loss_sum": self.loss_sum,
             "loss_steps": self.loss_steps, "elapsed": self.elapsed, "status": self.status,
+            "fitted": self.fitted, "epoch_limit": self.epoch_limit,
         }
 
     def _restore(self, s: dict) -> None:
@@ -207,6 +212,8 @@ class Trainer:
         for key in ("epoch", "step_in_epoch", "global_step", "best_loss", "best_epoch",
                     "best_valid", "bad_epochs", "loss_sum", "loss_steps", "elapsed", "status"):
             setattr(self, key, s[key])
+        if s.get("fitted"):  # checkpoints from before run.fit_to_time lack these keys
+            self.fitted, self.epoch_limit = True, int(s["epoch_limit"])
 
     def _summary(self, valid: dict | None = None) -> dict:
         return {"config": self.config.to_dict(), "data": self.prep, "epoch": self.epoch,
@@ -280,14 +287,15 @@ class Trainer:
     # ---- the loop ------------------------------------------------------------------------
     def run(self, max_time: float | None) -> TrainResult:
         c, ctx = self.config, self.ctx
-        start = time.monotonic()
+        start = _clock()
         elapsed0 = self.elapsed
-        if self.epoch >= c.run.epochs or self.status == "early stopping":
+        if self.epoch >= self.epoch_limit or self.status == "early stopping":
             log.info("%s has already finished (%s)", self.run_dir, self.status)
             return self._result("already finished")
         self.status = "finished"
         tty = ctx.main and sys.stderr.isatty()
-        while self.epoch < c.run.epochs:
+        while self.epoch < self.epoch_limit:
+            epoch_start, whole_epoch = _clock(), self.step_in_epoch == 0
             self.sampler.set_epoch(self.epoch, self.step_in_epoch)
             n_steps = len(self.sampler.batches())
             bar = None
@@ -295,7 +303,7 @@ class Trainer:
                 from tqdm import tqdm
 
                 bar = tqdm(total=n_steps, initial=self.step_in_epoch, leave=False,
-                           desc=f"epoch {self.epoch + 1}/{c.run.epochs}")
+                           desc=f"epoch {self.epoch + 1}/{self.epoch_limit}")
             stop = False
             for batch in self.train_loader:
                 loss = self.last_loss = self.train_step(batch)
@@ -303,7 +311,7 @@ class Trainer:
                 self.loss_steps += 1
                 self.step_in_epoch += 1
                 self.global_step += 1
-                self.elapsed = elapsed0 + time.monotonic() - start
+                self.elapsed = elapsed0 + _clock() - start
                 if bar is not None:
                     bar.update(1)
                     bar.set_postfix(loss=f"{loss:.4g}")
@@ -315,7 +323,7 @@ class Trainer:
                     self.save_last()
                 for callback in self.callbacks:
                     callback(self)
-                if max_time is not None and ctx.any(time.monotonic() - start > max_time):
+                if max_time is not None and ctx.any(_clock() - start > max_time):
                     stop = True
                     break
             if bar is not None:
@@ -326,13 +334,32 @@ class Trainer:
                          max_time, self.epoch + 1, self.step_in_epoch)
                 self.save_last()
                 break
-            if self.end_epoch():
+            # The first epoch carries one-off costs (workers, allocations): time a later one.
+            fit = c.run.fit_to_time and not self.fitted and whole_epoch and self.epoch >= 1
+            if self.end_epoch((epoch_start, start, max_time) if fit else None):
                 break
         self.logger.close()
         return self._result(self.status)
 
-    def end_epoch(self) -> bool:
-        """Validate, log, checkpoint; True when early stopping ends the run."""
+    def _fit_to_time(self, epoch_seconds: float, remaining: float) -> None:
+        """Fix the last epoch to what fits in the remaining budget, and the lr schedule with it.
+
+        Done once and saved, so a resumed run keeps the same schedule. The epoch time includes
+        validation; 3% of the remaining time is kept back so that the last epoch finishes
+        (and the test set is evaluated) inside the budget."""
+        # Every process must fit the same number: average the two measurements over them.
+        t = self.ctx.all_reduce(torch.tensor([epoch_seconds, remaining], dtype=torch.float64))
+        epoch_seconds, remaining = (float(v) / self.ctx.world for v in t)
+        more = int(0.97 * remaining // max(epoch_seconds, 1e-9))
+        self.epoch_limit = max(self.epoch, min(self.config.run.epochs, self.epoch + more))
+        self.fitted = True
+        self.schedule.total_steps = self.epoch_limit * self.steps_per_epoch
+        log.info("run.fit_to_time: %.1f s per epoch, %.0f s left: %d epochs in all (of %d), "
+                 "the lr schedule fitted to them", epoch_seconds, remaining, self.epoch_limit,
+                 self.config.run.epochs)
+
+    def end_epoch(self, fit_clock: tuple[float, float, float] | None = None) -> bool:
+        """Validate, (fit the budget,) log, checkpoint; True when early stopping ends the run."""
         c = self.config
         # Each process's step losses add up to the global step loss (see train_step).
         train_loss = self.ctx.all_reduce(torch.tensor([self.loss_sum], dtype=torch.float64))
@@ -343,6 +370,10 @@ class Trainer:
             valid_loss, valid = train_loss, {}
         self.epoch += 1
         self.step_in_epoch, self.loss_sum, self.loss_steps = 0, 0.0, 0
+        if fit_clock is not None:  # after validation, which the epoch time must include
+            epoch_start, start, max_time = fit_clock
+            now = _clock()
+            self._fit_to_time(now - epoch_start, max_time - (now - start))
         improved = valid_loss < self.best_loss
         if improved:
             self.best_loss, self.best_epoch, self.best_valid = valid_loss, self.epoch, valid
@@ -354,7 +385,7 @@ class Trainer:
                "lr": self.schedule.lr(), "train_loss": train_loss, "valid_loss": valid_loss}
         row.update({f"valid_{k}_mev": 1000 * v for k, v in valid.items()})
         self.logger.epoch(row)
-        log.info("epoch %d/%d train loss %.5g valid loss %.5g%s %s", self.epoch, c.run.epochs,
+        log.info("epoch %d/%d train loss %.5g valid loss %.5g%s %s", self.epoch, self.epoch_limit,
                  train_loss, valid_loss, " (best)" if improved else "", format_mev(valid))
         stop = c.run.patience is not None and self.bad_epochs >= c.run.patience
         if stop:
@@ -392,13 +423,13 @@ def train(config, overrides: list[str] | None = None, *, resume=None,
     with ``last.pt`` is continued anyway); ``max_time``: seconds for this invocation (overrides
     ``run.max_time``); ``callbacks``: functions called with the trainer after every step.
     """
+    if max_time is not None:  # validated with the rest (run.fit_to_time needs it)
+        overrides = [*(overrides or []), f"run.max_time={float(max_time)!r}"]
     cfg = as_config(config, overrides)
     if resume is not None:
         if not (Path(resume) / "last.pt").exists():
             raise ConfigError(f"cannot resume: {resume} has no last.pt")
         cfg = cfg.replace(run=dataclasses.replace(cfg.run, run_dir=str(resume)))
-    if max_time is not None:
-        cfg = cfg.replace(run=dataclasses.replace(cfg.run, max_time=float(max_time)))
     ctx = distributed.setup(cfg.run.device)
     level = log.level
     if not ctx.main:  # one voice: the other processes only warn
