@@ -47,6 +47,7 @@ from .prepare import finetune_model, new_model, split_data
 
 log = logging.getLogger("mlip.train")
 _clock = time.monotonic  # the loop's only clock: tests replace it
+FIT_AFTER = 0.03  # run.fit_to_time times the epochs in the first 3% of the budget
 
 # Settings a resumed run may change; any other difference from the saved config is an error.
 RESUMABLE_CHANGES = {"run.run_dir", "run.epochs", "run.max_time", "run.patience", "run.device",
@@ -294,8 +295,10 @@ class Trainer:
             return self._result("already finished")
         self.status = "finished"
         tty = ctx.main and sys.stderr.isatty()
+        timing = None  # (clock, epoch) when the first whole epoch after the run's first began
         while self.epoch < self.epoch_limit:
-            epoch_start, whole_epoch = _clock(), self.step_in_epoch == 0
+            if timing is None and self.step_in_epoch == 0 and self.epoch >= 1:
+                timing = (_clock(), self.epoch)  # the first epoch carries one-off costs
             self.sampler.set_epoch(self.epoch, self.step_in_epoch)
             n_steps = len(self.sampler.batches())
             bar = None
@@ -334,9 +337,8 @@ class Trainer:
                          max_time, self.epoch + 1, self.step_in_epoch)
                 self.save_last()
                 break
-            # The first epoch carries one-off costs (workers, allocations): time a later one.
-            fit = c.run.fit_to_time and not self.fitted and whole_epoch and self.epoch >= 1
-            if self.end_epoch((epoch_start, start, max_time) if fit else None):
+            fit = c.run.fit_to_time and not self.fitted and timing is not None
+            if self.end_epoch((timing, start, max_time) if fit else None):
                 break
         self.logger.close()
         return self._result(self.status)
@@ -344,9 +346,9 @@ class Trainer:
     def _fit_to_time(self, epoch_seconds: float, remaining: float) -> None:
         """Fix the last epoch to what fits in the remaining budget, and the lr schedule with it.
 
-        Done once and saved, so a resumed run keeps the same schedule. The epoch time includes
-        validation; 3% of the remaining time is kept back so that the last epoch finishes
-        (and the test set is evaluated) inside the budget."""
+        Done once and saved, so a resumed run keeps the same schedule. The epoch time is the
+        mean since the second epoch, validation included; 3% of the remaining time is kept back
+        so that the last epoch finishes (and the test set is evaluated) inside the budget."""
         # Every process must fit the same number: average the two measurements over them.
         t = self.ctx.all_reduce(torch.tensor([epoch_seconds, remaining], dtype=torch.float64))
         epoch_seconds, remaining = (float(v) / self.ctx.world for v in t)
@@ -371,9 +373,11 @@ class Trainer:
         self.epoch += 1
         self.step_in_epoch, self.loss_sum, self.loss_steps = 0, 0.0, 0
         if fit_clock is not None:  # after validation, which the epoch time must include
-            epoch_start, start, max_time = fit_clock
+            (t0, epoch0), start, max_time = fit_clock
             now = _clock()
-            self._fit_to_time(now - epoch_start, max_time - (now - start))
+            # One epoch's time is noisy: average over the first FIT_AFTER of the budget.
+            if self.ctx.any(now - start >= FIT_AFTER * max_time):
+                self._fit_to_time((now - t0) / (self.epoch - epoch0), max_time - (now - start))
         improved = valid_loss < self.best_loss
         if improved:
             self.best_loss, self.best_epoch, self.best_valid = valid_loss, self.epoch, valid

@@ -86,6 +86,22 @@ def test_a_resume_keeps_the_fitted_schedule(acac, tmp_path, clock):
         torch.testing.assert_close(b["raw_weights"][key], value, rtol=0, atol=1e-12)
 
 
+def test_the_epoch_time_is_averaged_over_the_first_three_percent(acac, tmp_path, clock):
+    # The second epoch takes 3 s, the others 1 s. With 200 s the fit waits for 6 s (3%): the
+    # end of epoch 4, timed over epochs 2-4 at 5/3 s each; 194 s left -> 112 more epochs.
+    def step(trainer):
+        clock.now += (3.0 if trainer.epoch == 1 else 1.0) / trainer.steps_per_epoch
+        if trainer.fitted:
+            raise StopTraining
+
+    config = _config(acac, tmp_path / "run")
+    config["run"]["epochs"] = 500
+    with pytest.raises(StopTraining):
+        train(config, max_time=200, callbacks=[step])
+    state = torch.load(tmp_path / "run" / "last.pt", weights_only=True)["train_state"]
+    assert state["fitted"] and state["epoch"] == 4 and state["epoch_limit"] == 116
+
+
 def test_fit_to_time_needs_a_budget(acac, tmp_path):
     with pytest.raises(ConfigError, match="run.max_time"):
         train(_config(acac, tmp_path / "run"))
