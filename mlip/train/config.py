@@ -76,8 +76,8 @@ class OptimConfig:
 class RunConfig:
     epochs: int = 100
     max_time: float | None = None  # seconds of training, then a clean stop (resumable)
-    # Shorten the run (and its lr schedule) to the epochs that fit in max_time, measured on the
-    # second epoch, so that a time-limited cosine run still anneals; fixed once, then saved.
+    # Shorten the run (and its lr schedule) to the epochs that fit in max_time, timed over the
+    # first 3% of it, so that a time-limited cosine run still anneals; fixed once, then saved.
     fit_to_time: bool = False
     patience: int | None = None  # epochs without a better validation loss before stopping
     seed: int = 0

@@ -360,7 +360,7 @@ class Trainer:
                  "the lr schedule fitted to them", epoch_seconds, remaining, self.epoch_limit,
                  self.config.run.epochs)
 
-    def end_epoch(self, fit_clock: tuple[float, float, float] | None = None) -> bool:
+    def end_epoch(self, fit_clock: tuple | None = None) -> bool:
         """Validate, (fit the budget,) log, checkpoint; True when early stopping ends the run."""
         c = self.config
         # Each process's step losses add up to the global step loss (see train_step).
@@ -373,7 +373,7 @@ class Trainer:
         self.epoch += 1
         self.step_in_epoch, self.loss_sum, self.loss_steps = 0, 0.0, 0
         if fit_clock is not None:  # after validation, which the epoch time must include
-            (t0, epoch0), start, max_time = fit_clock
+            (t0, epoch0), start, max_time = fit_clock  # timing start, run start, budget
             now = _clock()
             # One epoch's time is noisy: average over the first FIT_AFTER of the budget.
             if self.ctx.any(now - start >= FIT_AFTER * max_time):
