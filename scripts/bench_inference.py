@@ -87,9 +87,8 @@ def mace_runner(atoms, dtype: str, device: str = "cpu", channels: int = 128, lma
     batch = torch_geometric.Batch.from_data_list(
         [data.AtomicData.from_config(config, z_table=z_table, cutoff=CUTOFF)]
     ).to_dict()
-    batch = {k: (v.to(getattr(torch, dtype)) if torch.is_tensor(v) and v.is_floating_point()
-                 else v) for k, v in batch.items()}
-    batch = {k: (v.to(device) if torch.is_tensor(v) else v) for k, v in batch.items()}
+    batch = {k: (v.to(device, getattr(torch, dtype) if v.is_floating_point() else v.dtype)
+                 if torch.is_tensor(v) else v) for k, v in batch.items()}
 
     def run():
         out = model(batch, training=False, compute_force=True, compute_stress=True)

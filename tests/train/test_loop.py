@@ -12,12 +12,7 @@ import yaml
 import mlip
 from mlip.train import ConfigError, train
 
-from ._tiny import TINY_MODEL, kill_and_resume, tiny_config, write_acac
-
-
-@pytest.fixture(scope="module")
-def acac(tmp_path_factory):
-    return write_acac(tmp_path_factory.mktemp("acac") / "train.xyz", 24)
+from ._tiny import TINY_MODEL, kill_and_resume, tiny_config
 
 
 def _weights(path):

@@ -10,12 +10,7 @@ import torch
 
 from mlip.train import ConfigError, StopTraining, train
 
-from ._tiny import tiny_config, write_acac
-
-
-@pytest.fixture(scope="module")
-def acac(tmp_path_factory):
-    return write_acac(tmp_path_factory.mktemp("acac") / "train.xyz", 24)
+from ._tiny import tiny_config
 
 
 class FakeClock:
