@@ -1,5 +1,6 @@
 """mlip: machine-learned interatomic potentials."""
 
+from ._malloc import tune_malloc
 from ._source_tree import register_kernels as _register_kernels
 from ._version import __version__
 
@@ -20,4 +21,5 @@ __all__ = [
     "load_model",
     "predict_batched",
     "train",
+    "tune_malloc",
 ]

@@ -11,6 +11,8 @@ import importlib
 import logging
 import sys
 
+from .._malloc import tune_malloc
+
 VERBS = ("train", "predict", "eval", "md", "relax", "convert", "info", "check")
 
 
@@ -47,6 +49,7 @@ def main(argv: list[str] | None = None) -> int:
     if not args.verb:
         parser.print_help()
         return 2
+    tune_malloc()  # every verb runs models: keep tensor memory in the heap (mlip/_malloc.py)
     try:
         return int(args.run(args) or 0)
     except KeyboardInterrupt:

@@ -1,0 +1,101 @@
+"""The cost of one training step on CPU, with and without mlip's allocator settings.
+
+A step is what the trainer does per batch: energy, forces by autograd with ``create_graph``,
+and the backward pass of an energy + forces loss. Each setting runs in its own process
+(``mlip._malloc`` changes the process's allocator for good), one after the other, one thread
+each; the script prints a markdown table with the time per step, the system time and the
+page faults of each process.
+
+    python scripts/bench_train_step.py --model facet-s --molecules 5
+    python scripts/bench_train_step.py --model facet-s --set correlation=2
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def worker(args) -> dict:
+    import resource
+
+    import torch
+    from ase.io import read
+
+    from mlip._malloc import tune_malloc
+    from mlip.data import batch_graphs, from_ase
+    from mlip.models.registry import build_model
+
+    tuned = tune_malloc()
+    torch.set_num_threads(1)
+    hyper = {"pair_repulsion": True, "dtype": args.dtype}
+    for item in args.set:
+        key, value = item.split("=", 1)
+        hyper[key] = json.loads(value)
+    frames = read(args.data, f":{args.molecules}")
+    graph = batch_graphs([from_ase(atoms, cutoff=args.cutoff) for atoms in frames])
+    model = build_model(args.model, **hyper).train()
+
+    def step():
+        out = model(graph)
+        loss = out["energy"].pow(2).sum() + out["forces"].pow(2).sum()
+        loss.backward()
+
+    for _ in range(args.warmup):
+        step()
+    start = resource.getrusage(resource.RUSAGE_SELF)
+    t0 = time.perf_counter()
+    for _ in range(args.steps):
+        step()
+    seconds = time.perf_counter() - t0
+    end = resource.getrusage(resource.RUSAGE_SELF)
+    return {"tuned": tuned, "ms_per_step": 1e3 * seconds / args.steps,
+            "sys_ms_per_step": 1e3 * (end.ru_stime - start.ru_stime) / args.steps,
+            "faults_per_step": (end.ru_minflt - start.ru_minflt) / args.steps}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--model", default="facet-s")
+    parser.add_argument("--set", action="append", default=[], metavar="KEY=JSON",
+                        help="a model hyperparameter, e.g. correlation=2")
+    parser.add_argument("--data", default=str(ROOT / "datasets/acac/train_300K.xyz"))
+    parser.add_argument("--molecules", type=int, default=5, help="structures per batch")
+    parser.add_argument("--cutoff", type=float, default=5.0)
+    parser.add_argument("--dtype", default="float32")
+    parser.add_argument("--steps", type=int, default=20)
+    parser.add_argument("--warmup", type=int, default=3)
+    parser.add_argument("--worker", action="store_true", help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.worker:
+        print(json.dumps(worker(args)))
+        return
+    rows = []
+    for tuning in ("0", "1"):
+        env = {k: v for k, v in os.environ.items()
+               if not k.startswith("MALLOC_") and k != "GLIBC_TUNABLES"}
+        env.update(MLIP_MALLOC_TUNING=tuning, OMP_NUM_THREADS="1")
+        out = subprocess.run([sys.executable, __file__, "--worker", *sys.argv[1:]], env=env,
+                             capture_output=True, text=True, check=True)
+        rows.append(json.loads(out.stdout.strip().splitlines()[-1]))
+    print(f"{args.model} {args.set or ''}, {args.molecules} structures of {Path(args.data).name} "
+          f"per step, {args.dtype}, one thread; {platform.processor() or platform.machine()}")
+    print("\n| allocator | ms per step | system ms per step | page faults per step |")
+    print("|---|---|---|---|")
+    for row in rows:
+        name = "mlip's settings" if row["tuned"] else "glibc defaults"
+        print(f"| {name} | {row['ms_per_step']:.0f} | {row['sys_ms_per_step']:.0f} "
+              f"| {row['faults_per_step']:.0f} |")
+    print(f"\nspeed-up: {rows[0]['ms_per_step'] / rows[1]['ms_per_step']:.2f}x")
+
+
+if __name__ == "__main__":
+    main()
