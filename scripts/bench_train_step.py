@@ -86,8 +86,9 @@ def main() -> None:
         out = subprocess.run([sys.executable, __file__, "--worker", *sys.argv[1:]], env=env,
                              capture_output=True, text=True, check=True)
         rows.append(json.loads(out.stdout.strip().splitlines()[-1]))
-    print(f"{args.model} {args.set or ''}, {args.molecules} structures of {Path(args.data).name} "
-          f"per step, {args.dtype}, one thread; {platform.processor() or platform.machine()}")
+    name = " ".join([args.model, *args.set])
+    print(f"{name}: {args.molecules} structures of {Path(args.data).name} per step, "
+          f"{args.dtype}, one thread; {platform.processor() or platform.machine()}")
     print("\n| allocator | ms per step | system ms per step | page faults per step |")
     print("|---|---|---|---|")
     for row in rows:
