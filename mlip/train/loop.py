@@ -431,7 +431,7 @@ def train(config, overrides: list[str] | None = None, *, resume=None,
     if max_time is not None:  # validated with the rest (run.fit_to_time needs it)
         overrides = [*(overrides or []), f"run.max_time={float(max_time)!r}"]
     cfg = as_config(config, overrides)
-    tune_malloc()  # 1.2-1.5x faster CPU steps on glibc (mlip/_malloc.py)
+    tune_malloc()  # 1.2x faster CPU steps on glibc, more under load (mlip/_malloc.py)
     if resume is not None:
         if not (Path(resume) / "last.pt").exists():
             raise ConfigError(f"cannot resume: {resume} has no last.pt")
