@@ -361,7 +361,7 @@ class Trainer:
                  "the lr schedule fitted to them", epoch_seconds, remaining, self.epoch_limit,
                  self.config.run.epochs)
 
-    def end_epoch(self, fit_clock: tuple | None = None) -> bool:
+    def end_epoch(self, fit_clock: tuple[tuple[float, int], float, float] | None = None) -> bool:
         """Validate, (fit the budget,) log, checkpoint; True when early stopping ends the run."""
         c = self.config
         # Each process's step losses add up to the global step loss (see train_step).
