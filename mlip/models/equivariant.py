@@ -146,7 +146,9 @@ class Layer(nn.Module):
         self.interaction = make_interaction(hp["interaction"], lmax, conv, hp["radial"])
         self.product = None
         if hp["correlation"] > 1:
-            self.product = SymmetricGridProduct(lmax, conv, hp["correlation"])
+            self.product = SymmetricGridProduct(
+                lmax, conv, hp["correlation"],
+                num_species=hp["num_species"] if hp["element_product"] else None)
         self.skip = EquivariantLinear(lmax, channels_in, channels)
         kind = hp["self_connection"]
         if kind == "linear":
@@ -161,11 +163,11 @@ class Layer(nn.Module):
         else:
             raise ValueError(f"self_connection must be one of {SELF_CONNECTIONS}, got {kind!r}")
 
-    def forward(self, h, edge_vec, r, sh, sender, receiver, inv_avg):
+    def forward(self, h, edge_vec, r, sh, sender, receiver, inv_avg, species):
         x = self.lift(h)
         m = self.interaction(x, edge_vec, r, sh, sender, receiver) * inv_avg
         if self.product is not None:
-            m = self.product(m)
+            m = self.product(m, species if self.product.num_species is not None else None)
         return self.skip(h) + self.update(m)
 
 
@@ -186,6 +188,7 @@ class EquivariantPotential(Potential):
         radial: str = "spline",
         self_connection: str = "gate",
         correlation: int = 1,
+        element_product: bool = False,
         num_basis: int = 8,
         num_knots: int = 16,
         radial_hidden: int = 64,
@@ -207,6 +210,7 @@ class EquivariantPotential(Potential):
         hp = {
             "interaction": interaction, "self_connection": self_connection,
             "correlation": int(correlation), "grid_resolution": grid_resolution,
+            "element_product": bool(element_product), "num_species": len(self.elements),
             "eval_grid_resolution": eval_grid_resolution,
             "radial": {"kind": radial, "cutoff": cutoff, "num_basis": num_basis,
                        "num_knots": num_knots, "hidden": radial_hidden},
@@ -230,10 +234,12 @@ class EquivariantPotential(Potential):
         r = torch.linalg.norm(edge_vec, dim=-1)
         sh = spherical_harmonics(self.lmax, edge_vec)
         h = edge_vec.new_zeros(n, (self.lmax + 1) ** 2, self.channels[0])
-        h[:, 0, :] = self.embedding(self.species(graph)).to(edge_vec.dtype)
+        species = self.species(graph)
+        h[:, 0, :] = self.embedding(species).to(edge_vec.dtype)
         out = edge_vec.new_zeros(n)
+        inv_avg = self.inv_avg_num_neighbors.to(h.dtype)
         for layer, readout in zip(self.layers, self.readouts):
-            h = layer(h, edge_vec, r, sh, sender, receiver, self.inv_avg_num_neighbors.to(h.dtype))
+            h = layer(h, edge_vec, r, sh, sender, receiver, inv_avg, species)
             out = out + readout(h[:, 0, : self.channels[0]]).squeeze(-1)
         return out
 

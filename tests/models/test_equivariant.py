@@ -48,6 +48,11 @@ class TestManyBodyProduct(PotentialContract):
     hyperparameters = {**SMALL, "correlation": 3}
 
 
+class TestElementDependentProduct(PotentialContract):
+    model_name = "equivariant"
+    hyperparameters = {**SMALL, "correlation": 2, "element_product": True}
+
+
 class TestWithPairRepulsion(PotentialContract):
     model_name = "equivariant"
     hyperparameters = {**SMALL, "pair_repulsion": True}

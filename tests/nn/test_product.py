@@ -55,3 +55,24 @@ def test_many_body_terms_matter_and_are_learnable():
     assert list(prod.state_dict()) == ["weights"]
     with pytest.raises(ValueError):
         SymmetricGridProduct(2, 3, correlation=0)
+
+
+def test_per_element_weights_pick_each_nodes_row():
+    torch.manual_seed(0)
+    shared = SymmetricGridProduct(2, 3, correlation=2).double()
+    per = SymmetricGridProduct(2, 3, correlation=2, num_species=2).double()
+    assert per.weights.shape == (2, 2, 3)
+    x = features(2, 3)
+    species = torch.tensor([0, 1, 1, 0, 1])
+    with torch.no_grad():
+        per.weights.copy_(shared.weights.expand(2, -1, -1))
+    # Equal rows: the shared product; a changed row moves only that element's nodes.
+    torch.testing.assert_close(per(x, species), shared(x), atol=1e-12, rtol=0)
+    with torch.no_grad():
+        per.weights[1, 1] += 0.5
+    moved = (per(x, species) - shared(x)).abs().amax(dim=(1, 2))
+    assert (moved[species == 0] < 1e-12).all() and (moved[species == 1] > 1e-3).all()
+    d = wigner_D(2, -o3.rand_matrix(dtype=F64))
+    torch.testing.assert_close(per(d @ x, species), d @ per(x, species), atol=1e-12, rtol=0)
+    with pytest.raises(ValueError, match="species"):
+        per(x)
