@@ -204,6 +204,9 @@ class EquivariantPotential(Potential):
                                     ("self_connection", self_connection, SELF_CONNECTIONS)]:
             if value not in allowed:
                 raise ValueError(f"{key} must be one of {allowed}, got {value!r}")
+        if element_product and int(correlation) < 2:
+            raise ValueError("element_product weights the many-body product: it needs "
+                             f"correlation >= 2, got {correlation}")
         self.lmax = int(lmax)
         self.channels = _per_l(channels, self.lmax)
         conv = int(conv_channels or max(self.channels))

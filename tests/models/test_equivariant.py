@@ -64,3 +64,5 @@ def test_unknown_block_names_are_refused():
     for key, bad in [("interaction", "fft"), ("radial", "gauss"), ("self_connection", "mlp")]:
         with pytest.raises(ValueError, match=key):
             mlip.build_model("equivariant", elements=[1], **{key: bad})
+    with pytest.raises(ValueError, match="correlation >= 2"):
+        mlip.build_model("equivariant", elements=[1], element_product=True)
