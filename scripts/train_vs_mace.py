@@ -30,6 +30,8 @@ from pathlib import Path
 
 from ase.io import read
 
+from mlip.train.checkpoint import atomic_write_text
+
 ROOT = Path(__file__).resolve().parents[1]
 DATA = ROOT / "datasets/acac"
 
@@ -120,18 +122,22 @@ def main() -> None:
     args = parser.parse_args()
     args.out.mkdir(parents=True, exist_ok=True)
     env = dict(os.environ, OMP_NUM_THREADS="1")
-    jobs, clocks = {}, {}
+    jobs, rows = {}, {"mlip": {}, "mace": {}}
+    start = time.perf_counter()
     for name, cmd in (("mlip", mlip_command(args, args.out)),
                       ("mace", mace_command(args, args.out))):
         log = open(args.out / f"{name}.out", "w")
         jobs[name] = (subprocess.Popen(cmd, env=env, stdout=log, stderr=subprocess.STDOUT), log)
-        clocks[name] = time.perf_counter()
-    rows = {}
-    for name, (proc, log) in jobs.items():
-        if proc.wait() != 0:
-            raise SystemExit(f"{name} failed (exit {proc.returncode}); see {log.name}")
-        log.close()
-        rows[name] = {"wall_s": time.perf_counter() - clocks[name]}
+    while jobs:  # poll, so each wall time ends when its own process does
+        for name, (proc, log) in list(jobs.items()):
+            if proc.poll() is None:
+                continue
+            log.close()
+            del jobs[name]
+            if proc.returncode != 0:
+                raise SystemExit(f"{name} failed (exit {proc.returncode}); see {log.name}")
+            rows[name]["wall_s"] = time.perf_counter() - start
+        time.sleep(1.0)
     rows["mlip"].update(mlip_test_errors(args.out / "mlip", args.test))
     rows["mace"].update(mace_test_errors(args.out / "mace" / "logs"))
     print(f"\nTest set {args.test.name}; one thread each, side by side.\n")
@@ -142,7 +148,7 @@ def main() -> None:
     for name, row in rows.items():
         print(f"| {labels[name]} | {row['wall_s'] / 60:.0f} | "
               f"{row['energy_rmse_mev_per_atom']:.2f} | {row['forces_rmse_mev_per_a']:.1f} |")
-    (args.out / "summary.json").write_text(json.dumps(rows, indent=2))
+    atomic_write_text(args.out / "summary.json", json.dumps(rows, indent=2))
 
 
 if __name__ == "__main__":

@@ -167,7 +167,7 @@ class Layer(nn.Module):
         x = self.lift(h)
         m = self.interaction(x, edge_vec, r, sh, sender, receiver) * inv_avg
         if self.product is not None:
-            m = self.product(m, species if self.product.num_species is not None else None)
+            m = self.product(m, species)
         return self.skip(h) + self.update(m)
 
 

@@ -20,9 +20,10 @@ class SymmetricGridProduct(nn.Module):
     identity plus small many-body terms.
 
     With ``num_species`` the weights are ``(num_species, correlation, C)`` and each node uses its
-    own element's row (``forward(x, species)``), as MACE's element-dependent product weights: the
-    same neighbourhood then contributes differently around a C and an O atom before any
-    nonlinearity. The weights are invariant, so equivariance is unchanged.
+    own element's row (``forward(x, species)``; shared weights ignore ``species``), as MACE's
+    element-dependent product weights: the same neighbourhood then contributes differently
+    around a C and an O atom before any nonlinearity. The weights are invariant, so
+    equivariance is unchanged.
     """
 
     def __init__(self, lmax: int, channels: int, correlation: int, dtype=torch.float64,
