@@ -12,6 +12,8 @@ out scalars. The energy is the sum of the read-outs of all layers (MACE-style).
 
 from __future__ import annotations
 
+import math
+
 import torch
 from torch import nn
 
@@ -28,8 +30,27 @@ from .base import Potential
 from .registry import register_model, register_preset
 
 INTERACTIONS = ("cg", "gaunt-grid", "gaunt-fourier")
+MESSAGE_NORMS = ("component", "integral")
 RADIALS = ("mlp", "spline")
 SELF_CONNECTIONS = ("linear", "gate", "grid")
+
+
+def message_gain(kind: str, norm: str) -> float:
+    """The factor on an interaction's output that sets the scale of its messages.
+
+    Our harmonics are orthonormal on the sphere ("integral"): each component is 1/sqrt(4 pi)
+    of e3nn's "component" harmonics, which MACE and NequIP use so that unit-variance inputs
+    give unit-variance messages. A CG product carries one harmonic factor (the edge's), the
+    Gaunt product two (the edge's and the node function's on the sphere), so "component"
+    restores sqrt(4 pi) and 4 pi. With "integral" (checkpoints before format 3) messages start
+    10-20x smaller than the features they update; on acac that halved the force error reached
+    in 20 epochs (docs/benchmarks.md).
+    """
+    if norm not in MESSAGE_NORMS:
+        raise ValueError(f"message_norm must be one of {MESSAGE_NORMS}, got {norm!r}")
+    if norm == "integral":
+        return 1.0
+    return math.sqrt(4 * math.pi) if kind == "cg" else 4 * math.pi
 
 
 def _per_l(channels, lmax) -> tuple[int, ...]:
@@ -73,9 +94,9 @@ class EdgeProductInteraction(nn.Module):
     """Per-edge tensor product (CG or Gaunt-Fourier) of the sender's features with the filter
     ``R(|r_ij|) * Y(rhat_ij)``, summed into the receiver."""
 
-    def __init__(self, kind, lmax, channels, radial_kwargs):
+    def __init__(self, kind, lmax, channels, radial_kwargs, gain=1.0):
         super().__init__()
-        self.kind, self.lmax = kind, lmax
+        self.kind, self.lmax, self.gain = kind, lmax, gain
         self.backend = "auto"  # kernel backend; not a parameter, so never in the state_dict
         if kind == "cg":
             self.tp = CGTensorProduct(lmax, lmax, lmax, paths="even")
@@ -96,12 +117,13 @@ class EdgeProductInteraction(nn.Module):
             # below is faster than the kernel's reference and computes the same sums.
             table = [getattr(self, f"table_{n}") for n in ("path", "m1", "m2", "m3")]
             table.append(self.table_coeff.to(x.dtype))
-            return cg_conv(x, sh, w, table, sender, receiver, x.shape[1], backend=self.backend)
+            out = cg_conv(x, sh, w, table, sender, receiver, x.shape[1], backend=self.backend)
+            return out * self.gain
         if self.kind == "cg":
             messages = self.tp(x[sender], sh[:, :, None], weights=w)
         else:
             messages = self.tp(x[sender], sh[:, :, None], weights2=w)
-        return torch.zeros_like(x).index_add(0, receiver, messages)
+        return torch.zeros_like(x).index_add(0, receiver, messages) * self.gain
 
 
 class GauntGridInteraction(nn.Module):
@@ -114,9 +136,9 @@ class GauntGridInteraction(nn.Module):
     The grid is exact for degree 3*lmax, so the result equals the Gaunt product (even paths).
     """
 
-    def __init__(self, lmax, channels, radial_kwargs, backend="auto"):
+    def __init__(self, lmax, channels, radial_kwargs, gain=1.0, backend="auto"):
         super().__init__()
-        self.lmax, self.backend = lmax, backend
+        self.lmax, self.backend, self.gain = lmax, backend, gain
         grid = S2Grid(3 * lmax)
         self.to_grid, self.from_grid = ToGrid(lmax, grid), FromGrid(lmax, grid)
         self.register_buffer("grid_dirs", grid.directions, persistent=False)
@@ -128,22 +150,24 @@ class GauntGridInteraction(nn.Module):
             self.to_grid(x), direction, self.radial(r), self.grid_dirs.to(x.dtype), sender,
             receiver, backend=self.backend,
         )
-        return self.from_grid(out)
+        return self.from_grid(out) * self.gain
 
 
-def make_interaction(kind, lmax, channels, radial_kwargs):
+def make_interaction(kind, lmax, channels, radial_kwargs, message_norm="component"):
     if kind not in INTERACTIONS:
         raise ValueError(f"interaction must be one of {INTERACTIONS}, got {kind!r}")
+    gain = message_gain(kind, message_norm)
     if kind == "gaunt-grid":
-        return GauntGridInteraction(lmax, channels, radial_kwargs)
-    return EdgeProductInteraction(kind, lmax, channels, radial_kwargs)
+        return GauntGridInteraction(lmax, channels, radial_kwargs, gain)
+    return EdgeProductInteraction(kind, lmax, channels, radial_kwargs, gain)
 
 
 class Layer(nn.Module):
     def __init__(self, lmax, channels_in, channels, conv, hp):
         super().__init__()
         self.lift = EquivariantLinear(lmax, channels_in, conv)
-        self.interaction = make_interaction(hp["interaction"], lmax, conv, hp["radial"])
+        self.interaction = make_interaction(hp["interaction"], lmax, conv, hp["radial"],
+                                            hp["message_norm"])
         self.product = None
         if hp["correlation"] > 1:
             self.product = SymmetricGridProduct(
@@ -196,10 +220,12 @@ class EquivariantPotential(Potential):
         grid_resolution: int | None = None,
         eval_grid_resolution: int | None = None,
         avg_num_neighbors: float = 10.0,
+        message_norm: str = "component",
         pair_repulsion: bool = False,
     ):
         super().__init__(cutoff, list(elements), dtype, pair_repulsion)
         for key, value, allowed in [("interaction", interaction, INTERACTIONS),
+                                    ("message_norm", message_norm, MESSAGE_NORMS),
                                     ("radial", radial, RADIALS),
                                     ("self_connection", self_connection, SELF_CONNECTIONS)]:
             if value not in allowed:
@@ -214,7 +240,7 @@ class EquivariantPotential(Potential):
             "interaction": interaction, "self_connection": self_connection,
             "correlation": int(correlation), "grid_resolution": grid_resolution,
             "element_product": bool(element_product), "num_species": len(self.elements),
-            "eval_grid_resolution": eval_grid_resolution,
+            "eval_grid_resolution": eval_grid_resolution, "message_norm": message_norm,
             "radial": {"kind": radial, "cutoff": cutoff, "num_basis": num_basis,
                        "num_knots": num_knots, "hidden": radial_hidden},
         }

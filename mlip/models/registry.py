@@ -18,7 +18,9 @@ from ..nn.repulsion import DEFAULT_SWITCH, LEGACY_SWITCH
 from .base import Potential
 
 # 2: pair_repulsion is saved as its switch-off fraction; format 1 saved ``true`` for 1.0.
-FORMAT_VERSION = 2
+# 3: the equivariant family's messages default to e3nn's "component" scale (message_norm);
+#    earlier checkpoints were trained with "integral".
+FORMAT_VERSION = 3
 UNITS = {"energy": "eV", "length": "Å", "forces": "eV/Å", "stress": "eV/Å^3"}
 
 _MODELS: dict[str, Callable[..., Potential]] = {}
@@ -153,6 +155,8 @@ def model_from_checkpoint(ckpt: dict, dtype=None) -> Potential:
     hyperparameters = dict(ckpt["hyperparameters"])
     if ckpt["format_version"] < 2 and hyperparameters.get("pair_repulsion") is True:
         hyperparameters["pair_repulsion"] = LEGACY_SWITCH
+    if ckpt["format_version"] < 3 and ckpt["model"] == "equivariant":
+        hyperparameters.setdefault("message_norm", "integral")
     if dtype is not None:
         hyperparameters["dtype"] = dtype if isinstance(dtype, str) else str(dtype).split(".")[-1]
     model = build_model(ckpt["model"], **hyperparameters)
