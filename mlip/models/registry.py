@@ -80,7 +80,8 @@ def build_model(name: str, **hyperparameters) -> Potential:
     model = _MODELS[model_name](**hyperparameters)
     model.model_name = model_name
     model.preset = preset
-    model.hyperparameters = dict(hyperparameters)
+    # Defaults a model resolves itself are saved too: a later default cannot change a model.
+    model.hyperparameters = {**hyperparameters, **getattr(model, "resolved_defaults", {})}
     return model.to(model.dtype)
 
 

@@ -190,8 +190,8 @@ def finetune_model(config: TrainConfig, train) -> tuple[torch.nn.Module, dict]:
         raise ConfigError(f"the training data has elements {new} that {f.checkpoint} was not "
                           "trained on; set finetune.new_elements: add to extend the model")
     if new:
-        hp = {**ckpt["hyperparameters"], "dtype": config.run.dtype,
-              "elements": sorted(old_elements + new)}
+        # The loaded model's hyperparameters: older checkpoints' defaults already resolved.
+        hp = {**model.hyperparameters, "elements": sorted(old_elements + new)}
         torch.manual_seed(config.run.seed)
         grown = build_model(ckpt["model"], **hp)
         grown.preset = ckpt.get("preset")

@@ -83,6 +83,20 @@ def test_finetune_adds_elements_only_when_asked(acac, tmp_path):
     assert grown.elements.tolist() == [1, 6, 7, 8]
     assert float(grown.e0[6]) == float(old.e0[6])  # e0: keep
     assert float(grown.e0[7]) != 0.0  # fitted for the new element
+    assert grown.hyperparameters["message_norm"] == "component"
+    # A checkpoint from before format 3 keeps the message scale it was trained with, also when
+    # fine-tuning grows it.
+    legacy = torch.load(base, weights_only=True)
+    legacy["format_version"] = 2
+    del legacy["hyperparameters"]["message_norm"]
+    torch.save(legacy, tmp_path / "legacy.pt")
+    config = tiny_config(new, tmp_path / "ft3", run={"epochs": 1},
+                         finetune={"checkpoint": str(tmp_path / "legacy.pt"),
+                                   "new_elements": "add"})
+    train({**config, **ft})
+    grown = mlip.load_model(tmp_path / "ft3" / "best.pt")
+    assert grown.hyperparameters["message_norm"] == "integral"
+    assert grown.layers[0].interaction.gain == 1.0
 
 
 @pytest.mark.parametrize("switch, warns", [(1.0, True), (True, False)])
