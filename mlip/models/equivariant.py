@@ -43,8 +43,8 @@ def message_gain(kind: str, norm: str) -> float:
     give unit-variance messages. A CG product carries one harmonic factor (the edge's), the
     Gaunt product two (the edge's and the node function's on the sphere), so "component"
     restores sqrt(4 pi) and 4 pi. With "integral" (checkpoints before format 3) messages start
-    10-20x smaller than the features they update; on acac that halved the force error reached
-    in 20 epochs (docs/benchmarks.md).
+    10-20x smaller than the features they update, and training starts slower (measured in
+    docs/benchmarks.md).
     """
     if norm not in MESSAGE_NORMS:
         raise ValueError(f"message_norm must be one of {MESSAGE_NORMS}, got {norm!r}")
