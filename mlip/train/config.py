@@ -63,6 +63,8 @@ class OptimConfig:
     optimizer: Literal["adamw", "amsgrad"] = "adamw"
     lr: float = 1e-3
     weight_decay: float = 0.0
+    # "fan_in": matrices' lr divided by sqrt(fan_in), as in e3nn's parametrisation (optim.py)
+    lr_scaling: Literal["none", "fan_in"] = "none"
     schedule: Literal["cosine", "plateau", "constant"] = "cosine"
     warmup_steps: int = 0
     min_lr_ratio: float = 0.01  # cosine floor, as a fraction of lr

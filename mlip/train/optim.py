@@ -13,16 +13,49 @@ import torch
 from .config import OptimConfig
 
 
+def lr_scales(model: torch.nn.Module, kind: str) -> dict[int, float]:
+    """Per-parameter learning-rate factors, keyed by ``id(param)``.
+
+    Adam's step is about ``lr`` in every weight whatever its size, so in layers initialised at
+    ``1/sqrt(fan_in)`` (torch's Linear, our EquivariantLinear) a step moves a weight by
+    ``lr * sqrt(fan_in)`` of its own scale, while unit-scale tables (embeddings, spline
+    coefficients, product weights) move by ``lr``. ``"fan_in"`` divides the matrices' lr by
+    ``sqrt(fan_in)``: every weight then moves by the same fraction of its scale, as in e3nn's
+    and MACE's parametrisation (unit weights, 1/sqrt(fan_in) in the forward pass), for which
+    their lr 0.01 is tuned. Biases keep the base lr: they add to unit-scale activations.
+    """
+    from ..nn.mixing import EquivariantLinear
+
+    scales: dict[int, float] = {}
+    if kind == "none":
+        return scales
+    if kind != "fan_in":
+        raise ValueError(f"lr_scaling must be 'none' or 'fan_in', got {kind!r}")
+    for module in model.modules():
+        if isinstance(module, torch.nn.Linear):
+            scales[id(module.weight)] = 1.0 / math.sqrt(max(module.in_features, 1))
+        elif isinstance(module, EquivariantLinear):
+            for w in module.weights:
+                scales[id(w)] = 1.0 / math.sqrt(max(w.shape[0], 1))
+    return scales
+
+
 def build_optimizer(model: torch.nn.Module, config: OptimConfig) -> torch.optim.Optimizer:
-    """AdamW or AMSGrad; weight decay on matrices only (not on biases, norms or scalars)."""
-    decay, no_decay = [], []
+    """AdamW or AMSGrad; weight decay on matrices only (not on biases, norms or scalars).
+
+    Each group carries an ``lr_scale`` (``lr_scales``) that the schedule multiplies in."""
+    scales = lr_scales(model, config.lr_scaling)
+    groups: dict[tuple[float, bool], list] = {}
     for p in model.parameters():
         if p.requires_grad:
-            (decay if p.ndim >= 2 else no_decay).append(p)
-    groups = [{"params": decay, "weight_decay": config.weight_decay},
-              {"params": no_decay, "weight_decay": 0.0}]
+            groups.setdefault((scales.get(id(p), 1.0), p.ndim >= 2), []).append(p)
+    param_groups = [
+        {"params": params, "lr_scale": scale,
+         "weight_decay": config.weight_decay if matrix else 0.0}
+        for (scale, matrix), params in groups.items()
+    ]
     return torch.optim.AdamW(
-        [g for g in groups if g["params"]], lr=config.lr, amsgrad=config.optimizer == "amsgrad",
+        param_groups, lr=config.lr, amsgrad=config.optimizer == "amsgrad",
         # foreach=False: the same arithmetic order whatever the parameter count (exact resumes).
         foreach=False,
     )
@@ -59,7 +92,7 @@ class Schedule:
     def _apply(self) -> None:
         lr = self.lr()
         for group in self.optimizer.param_groups:
-            group["lr"] = lr
+            group["lr"] = lr * group.get("lr_scale", 1.0)
 
     def step(self) -> None:
         self.steps += 1
