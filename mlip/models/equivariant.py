@@ -22,7 +22,7 @@ from ..kernels._dispatch import select_backend
 from ..kernels.cg_conv import cg_conv
 from ..kernels.gaunt_conv import gaunt_grid_conv
 from ..nn.mixing import EquivariantLinear, Gate, GridMixing
-from ..nn.product import SymmetricGridProduct
+from ..nn.product import CGPathProduct, SymmetricGridProduct
 from ..nn.radial import BesselBasis, CubicBSplineRadial, PolynomialEnvelope
 from ..nn.spherical import FromGrid, S2Grid, ToGrid, spherical_harmonics
 from ..nn.tensor_product import CGTensorProduct, GauntFourierProduct
@@ -31,6 +31,7 @@ from .registry import register_model, register_preset
 
 INTERACTIONS = ("cg", "gaunt-grid", "gaunt-fourier")
 MESSAGE_NORMS = ("component", "integral")
+PRODUCTS = ("grid", "cg")
 RADIALS = ("mlp", "spline")
 SELF_CONNECTIONS = ("linear", "gate", "grid")
 
@@ -170,7 +171,8 @@ class Layer(nn.Module):
                                             hp["message_norm"])
         self.product = None
         if hp["correlation"] > 1:
-            self.product = SymmetricGridProduct(
+            product = SymmetricGridProduct if hp["product"] == "grid" else CGPathProduct
+            self.product = product(
                 lmax, conv, hp["correlation"],
                 num_species=hp["num_species"] if hp["element_product"] else None)
         self.skip = EquivariantLinear(lmax, channels_in, channels)
@@ -213,6 +215,7 @@ class EquivariantPotential(Potential):
         self_connection: str = "gate",
         correlation: int = 1,
         element_product: bool = False,
+        product: str = "grid",
         num_basis: int = 8,
         num_knots: int = 16,
         radial_hidden: int = 64,
@@ -226,6 +229,7 @@ class EquivariantPotential(Potential):
         super().__init__(cutoff, list(elements), dtype, pair_repulsion)
         for key, value, allowed in [("interaction", interaction, INTERACTIONS),
                                     ("message_norm", message_norm, MESSAGE_NORMS),
+                                    ("product", product, PRODUCTS),
                                     ("radial", radial, RADIALS),
                                     ("self_connection", self_connection, SELF_CONNECTIONS)]:
             if value not in allowed:
@@ -240,7 +244,8 @@ class EquivariantPotential(Potential):
         hp = {
             "interaction": interaction, "self_connection": self_connection,
             "correlation": int(correlation), "grid_resolution": grid_resolution,
-            "element_product": bool(element_product), "num_species": len(self.elements),
+            "element_product": bool(element_product), "product": product,
+            "num_species": len(self.elements),
             "eval_grid_resolution": eval_grid_resolution, "message_norm": message_norm,
             "radial": {"kind": radial, "cutoff": cutoff, "num_basis": num_basis,
                        "num_knots": num_knots, "hidden": radial_hidden},

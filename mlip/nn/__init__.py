@@ -1,7 +1,7 @@
 """Reusable equivariant layers in the spherical-channel layout ``(N, (L+1)^2, C)``."""
 
 from .mixing import EquivariantLinear, Gate, GridMixing, default_grid_resolution, per_degree
-from .product import SymmetricGridProduct
+from .product import CGPathProduct, SymmetricGridProduct
 from .spherical import (
     FromGrid,
     S2Grid,
@@ -20,6 +20,7 @@ from .tensor_product import (
 )
 
 __all__ = [
+    "CGPathProduct",
     "CGTensorProduct",
     "EquivariantLinear",
     "FromGrid",

@@ -1,11 +1,15 @@
-"""Many-body (ACE/MACE-style) symmetric products as powers of the node function on the sphere."""
+"""Many-body (ACE/MACE-style) symmetric products: powers of the node function on the sphere
+(fixed Gaunt couplings), or nested Clebsch-Gordan products with a weight per coupling path."""
 
 from __future__ import annotations
+
+import math
 
 import torch
 from torch import nn
 
 from .spherical import FromGrid, S2Grid, ToGrid
+from .tensor_product import CGTensorProduct
 
 
 class SymmetricGridProduct(nn.Module):
@@ -54,3 +58,62 @@ class SymmetricGridProduct(nn.Module):
             power = power * f
             total = total + w[nu] * power
         return self.from_grid(total)
+
+
+class CGPathProduct(nn.Module):
+    """Many-body product with a learned weight per coupling path, as MACE's symmetric contraction.
+
+    ``x (..., (L+1)^2, C) -> (..., (L+1)^2, C)``, channelwise::
+
+        B = w_1 * x + sum_{nu=2..correlation} CG(C_{nu-1}, x; w_nu),
+        C_1 = x,   C_k = CG(C_{k-1}, x; u_k)
+
+    where ``CG(a, b; w)`` is the channelwise Clebsch-Gordan product over the parity-even paths
+    ``(l1, l2 -> l3)`` with every degree up to L, each path weighted per channel (and per
+    element with ``num_species``). :class:`SymmetricGridProduct` gives every coupling of
+    degrees its fixed Gaunt weight; here each path of each body order has its own, which is
+    what MACE learns. Intermediate couplings stop at degree L (MACE's run to the full degree),
+    so this spans a subset of MACE's products at nested rather than cubic cost. Only even paths:
+    with features of parity (-1)^l the product is O(3) equivariant.
+    """
+
+    def __init__(self, lmax: int, channels: int, correlation: int, dtype=torch.float64,
+                 num_species: int | None = None):
+        super().__init__()
+        if correlation < 1:
+            raise ValueError(f"correlation must be >= 1, got {correlation}")
+        self.lmax, self.channels, self.correlation = lmax, channels, int(correlation)
+        self.num_species = None if num_species is None else int(num_species)
+        self.tp = CGTensorProduct(lmax, lmax, lmax, paths="even")
+        self.register_buffer("degree", torch.repeat_interleave(
+            torch.arange(lmax + 1), 2 * torch.arange(lmax + 1) + 1), persistent=False)
+        lead = () if self.num_species is None else (self.num_species,)
+        paths = self.tp.num_paths
+        # Identity at body order 1, small higher orders (as SymmetricGridProduct), and unit
+        # intermediate couplings summed over the paths into each output degree.
+        self.linear = nn.Parameter(torch.ones(*lead, lmax + 1, channels))
+        self.out = nn.ParameterList(
+            nn.Parameter(0.1 * torch.randn(paths, channels).expand(*lead, -1, -1).clone())
+            for _ in range(self.correlation - 1))
+        per_degree = paths / (lmax + 1)
+        self.inner = nn.ParameterList(
+            nn.Parameter((torch.randn(paths, channels) / math.sqrt(per_degree))
+                         .expand(*lead, -1, -1).clone())
+            for _ in range(max(self.correlation - 2, 0)))
+
+    def _rows(self, w, species):
+        if self.num_species is None:
+            return w
+        return w[species]
+
+    def forward(self, x: torch.Tensor, species: torch.Tensor | None = None) -> torch.Tensor:
+        if self.num_species is not None and species is None:
+            raise ValueError("this product has per-element weights: pass the species")
+        linear = self._rows(self.linear, species).to(x.dtype)
+        total = x * linear[..., self.degree, :]
+        chain = x
+        for nu, w in enumerate(self.out):
+            total = total + self.tp(chain, x, weights=self._rows(w, species).to(x.dtype))
+            if nu < len(self.inner):
+                chain = self.tp(chain, x, weights=self._rows(self.inner[nu], species).to(x.dtype))
+        return total

@@ -53,6 +53,11 @@ class TestElementDependentProduct(PotentialContract):
     hyperparameters = {**SMALL, "correlation": 2, "element_product": True}
 
 
+class TestPathWeightedProduct(PotentialContract):
+    model_name = "equivariant"
+    hyperparameters = {**SMALL, "correlation": 3, "element_product": True, "product": "cg"}
+
+
 class TestWithPairRepulsion(PotentialContract):
     model_name = "equivariant"
     hyperparameters = {**SMALL, "pair_repulsion": True}
@@ -61,7 +66,8 @@ class TestWithPairRepulsion(PotentialContract):
 def test_unknown_block_names_are_refused():
     import mlip
 
-    for key, bad in [("interaction", "fft"), ("radial", "gauss"), ("self_connection", "mlp")]:
+    for key, bad in [("interaction", "fft"), ("radial", "gauss"), ("self_connection", "mlp"),
+                     ("product", "fft")]:
         with pytest.raises(ValueError, match=key):
             mlip.build_model("equivariant", elements=[1], **{key: bad})
     with pytest.raises(ValueError, match="correlation >= 2"):

@@ -2,7 +2,7 @@ import pytest
 import torch
 from e3nn import o3
 
-from mlip.nn.product import SymmetricGridProduct
+from mlip.nn.product import CGPathProduct, SymmetricGridProduct
 from mlip.nn.spherical import wigner_D
 from mlip.nn.tensor_product import GauntGridProduct
 
@@ -76,3 +76,49 @@ def test_per_element_weights_pick_each_nodes_row():
     torch.testing.assert_close(per(d @ x, species), d @ per(x, species), atol=1e-12, rtol=0)
     with pytest.raises(ValueError, match="species"):
         per(x)
+
+
+def test_cg_path_product_is_o3_equivariant_with_per_element_weights():
+    torch.manual_seed(0)
+    prod = CGPathProduct(2, 4, correlation=3, num_species=3).double()
+    x, species = features(2, 4, seed=2), torch.tensor([0, 2, 1, 1, 0])
+    for r in (o3.rand_matrix(dtype=F64), -o3.rand_matrix(dtype=F64)):
+        d = wigner_D(2, r)
+        torch.testing.assert_close(prod(d @ x, species), d @ prod(x, species), atol=1e-12,
+                                   rtol=0)
+    with pytest.raises(ValueError, match="species"):
+        prod(x)
+    with pytest.raises(ValueError, match="correlation"):
+        CGPathProduct(2, 4, correlation=0)
+
+
+def test_cg_path_product_has_one_polynomial_term_per_body_order():
+    torch.manual_seed(0)
+    prod = CGPathProduct(2, 3, correlation=3).double()
+    x = features(2, 3, seed=3)
+    # B(t x) = t b1 + t^2 b2 + t^3 b3: the cubic through four values of t has no constant
+    # term, and every order is present.
+    ts = torch.tensor([0.5, 1.0, 1.5, 2.0], dtype=F64)
+    vander = torch.stack([ts**k for k in range(4)], dim=1)
+    values = torch.stack([prod(t * x).flatten() for t in ts])
+    coeffs = torch.linalg.solve(vander, values)
+    assert coeffs[0].abs().max() < 1e-10
+    assert all(coeffs[k].abs().max() > 1e-3 for k in (1, 2, 3))
+    torch.testing.assert_close(coeffs[1], x.flatten(), atol=1e-10, rtol=0)  # w_1 = 1 at start
+
+
+def test_cg_path_product_weights_each_path_separately():
+    torch.manual_seed(0)
+    prod = CGPathProduct(2, 3, correlation=2).double()
+    x = features(2, 3, seed=4)
+    with torch.no_grad():
+        prod.out[0].zero_()
+        prod.out[0][prod.tp.paths.index((1, 1, 0))] = 1.0
+    # Only (1, 1 -> 0) left: the l = 0 rows gain the channel's |x_1|^2 / sqrt(3) (e3nn's
+    # unit-norm 3j symbol for (1 1 0) is delta / sqrt(3) up to sign), nothing else moves.
+    extra = prod(x) - x
+    torch.testing.assert_close(extra[:, 1:], torch.zeros_like(extra[:, 1:]), atol=1e-12, rtol=0)
+    torch.testing.assert_close(extra[:, 0].abs(), x[:, 1:4].square().sum(1) / 3**0.5,
+                               atol=1e-12, rtol=0)
+    prod(x).square().sum().backward()
+    assert prod.out[0].grad[prod.tp.paths.index((1, 1, 0))].abs().min() > 0
