@@ -87,6 +87,13 @@ class CGPathProduct(nn.Module):
         self.tp = CGTensorProduct(lmax, lmax, lmax, paths="even")
         self.register_buffer("degree", torch.repeat_interleave(
             torch.arange(lmax + 1), 2 * torch.arange(lmax + 1) + 1), persistent=False)
+        # The product as three dense ops (couple, weight, sum into degrees) instead of the
+        # reference's loop over degree pairs: on a few dozen nodes the loop's many small ops,
+        # three times over with the force's double backward, cost more than the arithmetic.
+        couple, path_of_row, collect = self._dense_tables()
+        self.register_buffer("couple", couple, persistent=False)
+        self.register_buffer("path_of_row", path_of_row, persistent=False)
+        self.register_buffer("collect", collect, persistent=False)
         lead = () if self.num_species is None else (self.num_species,)
         paths = self.tp.num_paths
         # Identity at body order 1, small higher orders (as SymmetricGridProduct), and unit
@@ -101,6 +108,27 @@ class CGPathProduct(nn.Module):
                          .expand(*lead, -1, -1).clone())
             for _ in range(max(self.correlation - 2, 0)))
 
+    def _dense_tables(self):
+        """``couple (R, K*K)``: one row per (path, m3) from the outer product of two features;
+        ``path_of_row (R,)``; ``collect (K, R)`` sums each row into its output component."""
+        k = (self.lmax + 1) ** 2
+        path, m1, m2, m3, coeff = self.tp.coupling_table()
+        rows = sorted({(int(p), int(m)) for p, m in zip(path, m3)})
+        index = {pm: r for r, pm in enumerate(rows)}
+        couple = torch.zeros(len(rows), k * k, dtype=torch.float64)
+        for p, a, b, m, c in zip(path.tolist(), m1.tolist(), m2.tolist(), m3.tolist(),
+                                 coeff.tolist()):
+            couple[index[(p, m)], a * k + b] += c
+        collect = torch.zeros(k, len(rows), dtype=torch.float64)
+        for r, (_, m) in enumerate(rows):
+            collect[m, r] = 1.0
+        return couple, torch.tensor([p for p, _ in rows]), collect
+
+    def _couple(self, a, b, w):
+        outer = (a[..., :, None, :] * b[..., None, :, :]).flatten(-3, -2)
+        rows = (self.couple.to(a.dtype) @ outer) * w[..., self.path_of_row, :]
+        return self.collect.to(a.dtype) @ rows
+
     def _rows(self, w, species):
         if self.num_species is None:
             return w
@@ -113,7 +141,7 @@ class CGPathProduct(nn.Module):
         total = x * linear[..., self.degree, :]
         chain = x
         for nu, w in enumerate(self.out):
-            total = total + self.tp(chain, x, weights=self._rows(w, species).to(x.dtype))
+            total = total + self._couple(chain, x, self._rows(w, species).to(x.dtype))
             if nu < len(self.inner):
-                chain = self.tp(chain, x, weights=self._rows(self.inner[nu], species).to(x.dtype))
+                chain = self._couple(chain, x, self._rows(self.inner[nu], species).to(x.dtype))
         return total

@@ -122,3 +122,14 @@ def test_cg_path_product_weights_each_path_separately():
                                atol=1e-12, rtol=0)
     prod(x).square().sum().backward()
     assert prod.out[0].grad[prod.tp.paths.index((1, 1, 0))].abs().min() > 0
+
+
+def test_cg_path_product_dense_form_equals_the_cg_reference():
+    torch.manual_seed(0)
+    prod = CGPathProduct(2, 4, correlation=3, num_species=2).double()
+    x, species = features(2, 4, seed=5), torch.tensor([1, 0, 0, 1, 1])
+    w = lambda p: p[species]  # noqa: E731
+    chain = prod.tp(x, x, weights=w(prod.inner[0]))
+    ref = x * w(prod.linear)[:, prod.degree] + prod.tp(x, x, weights=w(prod.out[0]))
+    ref = ref + prod.tp(chain, x, weights=w(prod.out[1]))
+    torch.testing.assert_close(prod(x, species), ref, atol=1e-12, rtol=0)
