@@ -96,8 +96,8 @@ class CGPathProduct(nn.Module):
         self.register_buffer("collect", collect, persistent=False)
         lead = () if self.num_species is None else (self.num_species,)
         paths = self.tp.num_paths
-        # Identity at body order 1, small higher orders (as SymmetricGridProduct), and unit
-        # intermediate couplings summed over the paths into each output degree.
+        # Identity at body order 1, small higher orders (as SymmetricGridProduct), and
+        # intermediate couplings scaled so their sum over the paths into a degree is unit-size.
         self.linear = nn.Parameter(torch.ones(*lead, lmax + 1, channels))
         self.out = nn.ParameterList(
             nn.Parameter(0.1 * torch.randn(paths, channels).expand(*lead, -1, -1).clone())
