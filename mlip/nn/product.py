@@ -8,11 +8,27 @@ import math
 import torch
 from torch import nn
 
-from .spherical import FromGrid, S2Grid, ToGrid
+from .spherical import FromGrid, S2Grid, ToGrid, degree_index
 from .tensor_product import CGTensorProduct
 
 
-class SymmetricGridProduct(nn.Module):
+class _Product(nn.Module):
+    """What both products share: the body order, and per-element weight rows when asked."""
+
+    def __init__(self, lmax: int, channels: int, correlation: int,
+                 num_species: int | None = None):
+        super().__init__()
+        if correlation < 1:
+            raise ValueError(f"correlation must be >= 1, got {correlation}")
+        self.lmax, self.channels, self.correlation = lmax, channels, int(correlation)
+        self.num_species = None if num_species is None else int(num_species)
+
+    def _check_species(self, species):
+        if self.num_species is not None and species is None:
+            raise ValueError("this product has per-element weights: pass the species")
+
+
+class SymmetricGridProduct(_Product):
     """``B = P_L[sum_{nu=1..correlation} w_nu * f^nu]`` per channel, with ``f = to_grid(x)``.
 
     ``x (..., (L+1)^2, C) -> (..., (L+1)^2, C)``. Each power f^nu is the nu-fold Gaunt product of
@@ -32,14 +48,10 @@ class SymmetricGridProduct(nn.Module):
 
     def __init__(self, lmax: int, channels: int, correlation: int, dtype=torch.float64,
                  num_species: int | None = None):
-        super().__init__()
-        if correlation < 1:
-            raise ValueError(f"correlation must be >= 1, got {correlation}")
-        self.lmax, self.channels, self.correlation = lmax, channels, int(correlation)
+        super().__init__(lmax, channels, correlation, num_species)
         self.grid = S2Grid(self.correlation * lmax + lmax)
         self.to_grid = ToGrid(lmax, self.grid, dtype)
         self.from_grid = FromGrid(lmax, self.grid, dtype)
-        self.num_species = None if num_species is None else int(num_species)
         weights = 0.1 * torch.randn(self.correlation, channels)
         weights[0] = 1.0
         if self.num_species is not None:
@@ -48,10 +60,9 @@ class SymmetricGridProduct(nn.Module):
 
     def forward(self, x: torch.Tensor, species: torch.Tensor | None = None) -> torch.Tensor:
         f = self.to_grid(x)
+        self._check_species(species)
         w = self.weights.to(x.dtype)
         if self.num_species is not None:
-            if species is None:
-                raise ValueError("this product has per-element weights: pass the species")
             w = w[species].unsqueeze(-2).movedim(1, 0)  # (correlation, N, 1, C)
         power, total = f, w[0] * f
         for nu in range(1, self.correlation):
@@ -60,7 +71,7 @@ class SymmetricGridProduct(nn.Module):
         return self.from_grid(total)
 
 
-class CGPathProduct(nn.Module):
+class CGPathProduct(_Product):
     """Many-body product with a learned weight per coupling path, as MACE's symmetric contraction.
 
     ``x (..., (L+1)^2, C) -> (..., (L+1)^2, C)``, channelwise::
@@ -75,18 +86,15 @@ class CGPathProduct(nn.Module):
     what MACE learns. Intermediate couplings stop at degree L (MACE's run to the full degree),
     so this spans a subset of MACE's products at nested rather than cubic cost. Only even paths:
     with features of parity (-1)^l the product is O(3) equivariant.
+    ``dtype`` is taken for SymmetricGridProduct's signature: the coupling tables follow the
+    input's dtype.
     """
 
     def __init__(self, lmax: int, channels: int, correlation: int, dtype=torch.float64,
                  num_species: int | None = None):
-        super().__init__()
-        if correlation < 1:
-            raise ValueError(f"correlation must be >= 1, got {correlation}")
-        self.lmax, self.channels, self.correlation = lmax, channels, int(correlation)
-        self.num_species = None if num_species is None else int(num_species)
+        super().__init__(lmax, channels, correlation, num_species)
         self.tp = CGTensorProduct(lmax, lmax, lmax, paths="even")
-        self.register_buffer("degree", torch.repeat_interleave(
-            torch.arange(lmax + 1), 2 * torch.arange(lmax + 1) + 1), persistent=False)
+        self.register_buffer("degree", degree_index(lmax), persistent=False)
         # The product as three dense ops (couple, weight, sum into degrees) instead of the
         # reference's loop over degree pairs: on a few dozen nodes the loop's many small ops,
         # three times over with the force's double backward, cost more than the arithmetic.
@@ -135,8 +143,7 @@ class CGPathProduct(nn.Module):
         return w[species]
 
     def forward(self, x: torch.Tensor, species: torch.Tensor | None = None) -> torch.Tensor:
-        if self.num_species is not None and species is None:
-            raise ValueError("this product has per-element weights: pass the species")
+        self._check_species(species)
         linear = self._rows(self.linear, species).to(x.dtype)
         total = x * linear[..., self.degree, :]
         chain = x
