@@ -237,6 +237,9 @@ class EquivariantPotential(Potential):
         if element_product and int(correlation) < 2:
             raise ValueError("element_product weights the many-body product: it needs "
                              f"correlation >= 2, got {correlation}")
+        if product != "grid" and int(correlation) < 2:
+            raise ValueError(f"product {product!r} is the many-body product: it needs "
+                             f"correlation >= 2, got {correlation}")
         self.resolved_defaults = {"message_norm": message_norm}
         self.lmax = int(lmax)
         self.channels = _per_l(channels, self.lmax)

@@ -93,17 +93,19 @@ class CGPathProduct(_Product):
     def __init__(self, lmax: int, channels: int, correlation: int, dtype=torch.float64,
                  num_species: int | None = None):
         super().__init__(lmax, channels, correlation, num_species)
-        self.tp = CGTensorProduct(lmax, lmax, lmax, paths="even")
         self.register_buffer("degree", degree_index(lmax), persistent=False)
-        # The product as three dense ops (couple, weight, sum into degrees) instead of the
-        # reference's loop over degree pairs: on a few dozen nodes the loop's many small ops,
-        # three times over with the force's double backward, cost more than the arithmetic.
-        couple, path_of_row, collect = self._dense_tables()
+        # The product as three dense ops (couple, weight, sum into degrees) built from the CG
+        # reference's table, instead of its loop over degree pairs: on a few dozen nodes the
+        # loop's many small ops, three times over with the force's double backward, cost more
+        # than the arithmetic.
+        reference = CGTensorProduct(lmax, lmax, lmax, paths="even")
+        self.paths = reference.paths  # weight rows: (l1, l2, l3) in the reference's order
+        couple, path_of_row, collect = self._dense_tables(reference)
         self.register_buffer("couple", couple, persistent=False)
         self.register_buffer("path_of_row", path_of_row, persistent=False)
         self.register_buffer("collect", collect, persistent=False)
         lead = () if self.num_species is None else (self.num_species,)
-        paths = self.tp.num_paths
+        paths = len(self.paths)
         # Identity at body order 1, small higher orders (as SymmetricGridProduct), and
         # intermediate couplings scaled so their sum over the paths into a degree is unit-size.
         self.linear = nn.Parameter(torch.ones(*lead, lmax + 1, channels))
@@ -116,11 +118,11 @@ class CGPathProduct(_Product):
                          .expand(*lead, -1, -1).clone())
             for _ in range(max(self.correlation - 2, 0)))
 
-    def _dense_tables(self):
+    def _dense_tables(self, reference):
         """``couple (R, K*K)``: one row per (path, m3) from the outer product of two features;
         ``path_of_row (R,)``; ``collect (K, R)`` sums each row into its output component."""
         k = (self.lmax + 1) ** 2
-        path, m1, m2, m3, coeff = self.tp.coupling_table()
+        path, m1, m2, m3, coeff = reference.coupling_table()
         rows = sorted({(int(p), int(m)) for p, m in zip(path, m3)})
         index = {pm: r for r, pm in enumerate(rows)}
         couple = torch.zeros(len(rows), k * k, dtype=torch.float64)

@@ -10,6 +10,7 @@ import math
 
 import torch
 
+from ..nn.mixing import EquivariantLinear
 from .config import OptimConfig
 
 
@@ -24,8 +25,6 @@ def lr_scales(model: torch.nn.Module, kind: str) -> dict[int, float]:
     and MACE's parametrisation (unit weights, 1/sqrt(fan_in) in the forward pass), for which
     their lr 0.01 is tuned. Biases keep the base lr: they add to unit-scale activations.
     """
-    from ..nn.mixing import EquivariantLinear
-
     scales: dict[int, float] = {}
     if kind == "none":
         return scales

@@ -72,3 +72,5 @@ def test_unknown_block_names_are_refused():
             mlip.build_model("equivariant", elements=[1], **{key: bad})
     with pytest.raises(ValueError, match="correlation >= 2"):
         mlip.build_model("equivariant", elements=[1], element_product=True)
+    with pytest.raises(ValueError, match="correlation >= 2"):
+        mlip.build_model("equivariant", elements=[1], product="cg")

@@ -4,7 +4,7 @@ from e3nn import o3
 
 from mlip.nn.product import CGPathProduct, SymmetricGridProduct
 from mlip.nn.spherical import wigner_D
-from mlip.nn.tensor_product import GauntGridProduct
+from mlip.nn.tensor_product import CGTensorProduct, GauntGridProduct
 
 F64 = torch.float64
 
@@ -113,7 +113,7 @@ def test_cg_path_product_weights_each_path_separately():
     x = features(2, 3, seed=4)
     with torch.no_grad():
         prod.out[0].zero_()
-        prod.out[0][prod.tp.paths.index((1, 1, 0))] = 1.0
+        prod.out[0][prod.paths.index((1, 1, 0))] = 1.0
     # Only (1, 1 -> 0) left: the l = 0 rows gain the channel's |x_1|^2 / sqrt(3) (e3nn's
     # unit-norm 3j symbol for (1 1 0) is delta / sqrt(3) up to sign), nothing else moves.
     extra = prod(x) - x
@@ -121,15 +121,17 @@ def test_cg_path_product_weights_each_path_separately():
     torch.testing.assert_close(extra[:, 0].abs(), x[:, 1:4].square().sum(1) / 3**0.5,
                                atol=1e-12, rtol=0)
     prod(x).square().sum().backward()
-    assert prod.out[0].grad[prod.tp.paths.index((1, 1, 0))].abs().min() > 0
+    assert prod.out[0].grad[prod.paths.index((1, 1, 0))].abs().min() > 0
 
 
 def test_cg_path_product_dense_form_equals_the_cg_reference():
     torch.manual_seed(0)
     prod = CGPathProduct(2, 4, correlation=3, num_species=2).double()
     x, species = features(2, 4, seed=5), torch.tensor([1, 0, 0, 1, 1])
+    tp = CGTensorProduct(2, 2, 2, paths="even").double()
+    assert tp.paths == prod.paths
     w = lambda p: p[species]  # noqa: E731
-    chain = prod.tp(x, x, weights=w(prod.inner[0]))
-    ref = x * w(prod.linear)[:, prod.degree] + prod.tp(x, x, weights=w(prod.out[0]))
-    ref = ref + prod.tp(chain, x, weights=w(prod.out[1]))
+    chain = tp(x, x, weights=w(prod.inner[0]))
+    ref = x * w(prod.linear)[:, prod.degree] + tp(x, x, weights=w(prod.out[0]))
+    ref = ref + tp(chain, x, weights=w(prod.out[1]))
     torch.testing.assert_close(prod(x, species), ref, atol=1e-12, rtol=0)
