@@ -1,6 +1,9 @@
+from pathlib import Path
+
 import pytest
 import yaml
 
+from mlip import build_model
 from mlip.train.config import ConfigError, TrainConfig, config_from_dict, load_config
 
 
@@ -57,3 +60,20 @@ def test_config_is_frozen():
     config = config_from_dict({"data": {"train": "x"}})
     with pytest.raises(AttributeError):
         config.run.epochs = 3
+
+
+CONFIGS = sorted((Path(__file__).parents[2] / "configs").glob("*.yaml"))
+
+
+@pytest.mark.parametrize("path", CONFIGS, ids=lambda p: p.name)
+def test_shipped_configs_validate_and_build(path):
+    # The docs' commands run these files: a renamed key or hyperparameter must fail here first.
+    config = load_config(path)
+    root = path.parents[1]
+    for name in ("train", "valid", "test", "isolated"):
+        value = getattr(config.data, name)
+        if value:
+            assert (root / value).exists(), f"{path.name}: data.{name} {value} is missing"
+    hp = dict(config.model.hyperparameters, dtype=config.run.dtype)
+    model = build_model(config.model.name, **hp)
+    assert sum(p.numel() for p in model.parameters()) > 0
