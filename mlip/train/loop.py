@@ -49,6 +49,8 @@ from .prepare import finetune_model, new_model, split_data
 log = logging.getLogger("mlip.train")
 _clock = time.monotonic  # the loop's only clock: tests replace it
 FIT_AFTER = 0.03  # run.fit_to_time times the epochs in the first 3% of the budget
+REFIT_EVERY = 0.1  # and fits again at every tenth of it, from the mean pace so far
+RESERVE = 0.03  # of the budget, kept back for the last epoch's overrun and the test set
 
 # Settings a resumed run may change; any other difference from the saved config is an error.
 RESUMABLE_CHANGES = {"run.run_dir", "run.epochs", "run.max_time", "run.patience", "run.device",
@@ -114,6 +116,7 @@ class Trainer:
         self.status = "finished"
         # The last epoch: run.epochs, or fewer once run.fit_to_time has fitted the budget.
         self.epoch_limit, self.fitted = config.run.epochs, False
+        self.next_fit: float | None = None  # see run()
 
     # ---- set-up --------------------------------------------------------------------------
     def setup(self) -> None:
@@ -297,6 +300,9 @@ class Trainer:
         self.status = "finished"
         tty = ctx.main and sys.stderr.isatty()
         timing = None  # (clock, epoch) when the first whole epoch after the run's first began
+        # Budget fraction at which run.fit_to_time fits next; None: no fit in this invocation
+        # (a resumed run keeps the fit saved with it).
+        self.next_fit = FIT_AFTER if c.run.fit_to_time and not self.fitted else None
         while self.epoch < self.epoch_limit:
             if timing is None and self.step_in_epoch == 0 and self.epoch >= 1:
                 timing = (_clock(), self.epoch)  # the first epoch carries one-off costs
@@ -338,28 +344,33 @@ class Trainer:
                          max_time, self.epoch + 1, self.step_in_epoch)
                 self.save_last()
                 break
-            fit = c.run.fit_to_time and not self.fitted and timing is not None
+            fit = self.next_fit is not None and timing is not None
             if self.end_epoch((timing, start, max_time) if fit else None):
                 break
         self.logger.close()
         return self._result(self.status)
 
-    def _fit_to_time(self, epoch_seconds: float, remaining: float) -> None:
+    def _fit_to_time(self, epoch_seconds: float, remaining: float, reserve: float) -> None:
         """Fix the last epoch to what fits in the remaining budget, and the lr schedule with it.
 
-        Done once and saved, so a resumed run keeps the same schedule. The epoch time is the
-        mean since the second epoch, validation included; 3% of the remaining time is kept back
-        so that the last epoch finishes (and the test set is evaluated) inside the budget."""
-        # Every process must fit the same number: average the two measurements over them.
-        t = self.ctx.all_reduce(torch.tensor([epoch_seconds, remaining], dtype=torch.float64))
-        epoch_seconds, remaining = (float(v) / self.ctx.world for v in t)
-        more = int(0.97 * remaining // max(epoch_seconds, 1e-9))
-        self.epoch_limit = max(self.epoch, min(self.config.run.epochs, self.epoch + more))
-        self.fitted = True
+        Saved with the run, so a resumed run keeps the schedule. The epoch time is the mean
+        since the second epoch, validation included; ``reserve`` seconds are kept back so that
+        the last epoch finishes (and the test set is evaluated) inside the budget."""
+        # Every process must fit the same number: average the measurements over them.
+        t = self.ctx.all_reduce(torch.tensor([epoch_seconds, remaining, reserve],
+                                             dtype=torch.float64))
+        epoch_seconds, remaining, reserve = (float(v) / self.ctx.world for v in t)
+        more = int(max(remaining - reserve, 0.0) // max(epoch_seconds, 1e-9))
+        limit = max(self.epoch, min(self.config.run.epochs, self.epoch + more))
+        first = not self.fitted
+        if not first and limit == self.epoch_limit:
+            return
+        # A refit moves the cosine's horizon by a few percent: a small step in the lr.
+        self.epoch_limit, self.fitted = limit, True
         self.schedule.total_steps = self.epoch_limit * self.steps_per_epoch
         log.info("run.fit_to_time: %.1f s per epoch, %.0f s left: %d epochs in all (of %d), "
-                 "the lr schedule fitted to them", epoch_seconds, remaining, self.epoch_limit,
-                 self.config.run.epochs)
+                 "the lr schedule %s to them", epoch_seconds, remaining, self.epoch_limit,
+                 self.config.run.epochs, "fitted" if first else "refitted")
 
     def end_epoch(self, fit_clock: tuple[tuple[float, int], float, float] | None = None) -> bool:
         """Validate, (fit the budget,) log, checkpoint; True when early stopping ends the run."""
@@ -376,9 +387,13 @@ class Trainer:
         if fit_clock is not None:  # after validation, which the epoch time must include
             (t0, epoch0), start, max_time = fit_clock  # timing start, run start, budget
             now = _clock()
-            # One epoch's time is noisy: average over the first FIT_AFTER of the budget.
-            if self.ctx.any(now - start >= FIT_AFTER * max_time):
-                self._fit_to_time((now - t0) / (self.epoch - epoch0), max_time - (now - start))
+            # One epoch's time is noisy: average over the first FIT_AFTER of the budget, then
+            # refit every REFIT_EVERY, as epochs often slow down (or speed up) later on.
+            if self.ctx.any(now - start >= self.next_fit * max_time):
+                self._fit_to_time((now - t0) / (self.epoch - epoch0), max_time - (now - start),
+                                  RESERVE * max_time)
+                done = (now - start) / max_time
+                self.next_fit = (int(done / REFIT_EVERY + 1e-9) + 1) * REFIT_EVERY
         improved = valid_loss < self.best_loss
         if improved:
             self.best_loss, self.best_epoch, self.best_valid = valid_loss, self.epoch, valid
