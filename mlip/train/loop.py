@@ -49,7 +49,7 @@ from .prepare import finetune_model, new_model, split_data
 log = logging.getLogger("mlip.train")
 _clock = time.monotonic  # the loop's only clock: tests replace it
 FIT_AFTER = 0.03  # run.fit_to_time times the epochs in the first 3% of the budget
-REFIT_EVERY = 0.1  # and fits again at every tenth of it, from the mean pace so far
+REFIT_EVERY = 0.1  # and again after every further tenth, from the mean pace so far
 RESERVE = 0.03  # of the budget, kept back for the last epoch's overrun and the test set
 
 # Settings a resumed run may change; any other difference from the saved config is an error.
@@ -392,8 +392,8 @@ class Trainer:
             if self.ctx.any(now - start >= self.next_fit * max_time):
                 self._fit_to_time((now - t0) / (self.epoch - epoch0), max_time - (now - start),
                                   RESERVE * max_time)
-                done = (now - start) / max_time
-                self.next_fit = (int(done / REFIT_EVERY + 1e-9) + 1) * REFIT_EVERY
+                while self.next_fit * max_time <= now - start:
+                    self.next_fit += REFIT_EVERY
         improved = valid_loss < self.best_loss
         if improved:
             self.best_loss, self.best_epoch, self.best_valid = valid_loss, self.epoch, valid
