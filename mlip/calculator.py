@@ -39,6 +39,13 @@ class MLIPCalculator(Calculator):
     ``model`` is a checkpoint path or a :class:`Potential`. Provides energy, free_energy,
     forces, stress (Voigt, ASE sign; periodic structures only), energies (per atom) and, for
     direct-force models, labels the forces as non-conservative and warns once.
+
+    One model call per structure: whatever ASE asks for first, the call computes energy,
+    per-atom energies and forces, and for a structure periodic in all three directions the
+    stress as well, so a later ``get_forces`` or ``get_stress`` on unchanged atoms reads the
+    stored results instead of running the model again (the stress costs one more gradient in
+    the same backward pass, far less than a second call). The model runs in eval mode, so
+    autograd builds no graph for a second derivative.
     """
 
     implemented_properties = ["energy", "free_energy", "forces", "stress", "energies"]
@@ -65,11 +72,12 @@ class MLIPCalculator(Calculator):
 
     def calculate(self, atoms=None, properties=("energy",), system_changes=all_changes):
         super().calculate(atoms, properties, system_changes)
+        # Everything at once (see the class docstring): asking for the stress later must not
+        # run the model a second time.
         periodic = bool(self.atoms.pbc.all())
-        want_stress = "stress" in properties and periodic
         graph = self._graph(self.atoms)
-        out = self.model(graph, compute_forces=True, compute_stress=want_stress)
-        self.results = _results(out, want_stress)[0]
+        out = self.model(graph, compute_forces=True, compute_stress=periodic)
+        self.results = _results(out, periodic)[0]
 
 
 def _results(out: dict[str, torch.Tensor], stress: bool, counts=None) -> list[dict]:
@@ -114,8 +122,9 @@ def predict_batched(
             frame = input_frame(atoms_to_frame(atoms, name=f"#{start + i}"))
             graphs.append(frame_to_graph(frame, model.cutoff, neighbors, supported=supported))
         batch = to(batch_graphs(graphs, common_keys=True), device)
-        out = model(batch, compute_forces=True, compute_stress=compute_stress)
         periodic = [bool(a.pbc.all()) for a in chunk]
+        # one call per batch: forces and (when a structure is periodic) stress together
+        out = model(batch, compute_forces=True, compute_stress=compute_stress and any(periodic))
         for r, p in zip(_results(out, compute_stress, [len(a) for a in chunk]), periodic):
             if not p:
                 r.pop("stress", None)

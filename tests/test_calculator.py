@@ -18,8 +18,15 @@ from mlip.testing import evaluate
 @pytest.fixture(scope="module")
 def model():
     torch.manual_seed(0)
-    m = mlip.build_model("equivariant", elements=[1, 6, 8, 29], cutoff=4.0, lmax=1, channels=8,
-                         num_layers=2, dtype="float64")
+    m = mlip.build_model(
+        "equivariant",
+        elements=[1, 6, 8, 29],
+        cutoff=4.0,
+        lmax=1,
+        channels=8,
+        num_layers=2,
+        dtype="float64",
+    )
     m.set_e0({1: -13.6, 6: -1029.5, 8: -2041.3, 29: -3.7})
     return m.eval()
 
@@ -113,3 +120,67 @@ def test_invalid_spin_is_refused(model):
 def test_dtype_mismatch_with_module_is_refused(model):
     with pytest.raises(ValueError, match="runs in"):
         mlip.MLIPCalculator(model, dtype="float32")
+
+
+class _Counting(torch.nn.Module):
+    """A model wrapper that counts calls (the attributes the calculator reads pass through)."""
+
+    def __init__(self, model):
+        super().__init__()
+        self.inner, self.calls = model, []
+
+    def __getattr__(self, name):
+        try:
+            return super().__getattr__(name)
+        except AttributeError:
+            return getattr(self.inner, name)
+
+    def forward(self, graph, **kwargs):
+        self.calls.append(kwargs)
+        return self.inner(graph, **kwargs)
+
+
+@pytest.mark.parametrize(
+    "order",
+    [
+        ("energy", "forces", "stress"),
+        ("stress", "forces", "energy"),
+        ("forces", "energy", "stress"),
+    ],
+)
+def test_one_model_call_per_structure(model, order):
+    atoms = bulk("Cu", "fcc", a=3.6) * (2, 1, 1)
+    atoms.rattle(0.05, seed=5)
+    calc = mlip.MLIPCalculator(model)
+    calc.model = counting = _Counting(model)
+    atoms.calc = calc
+    getters = {
+        "energy": atoms.get_potential_energy,
+        "forces": atoms.get_forces,
+        "stress": atoms.get_stress,
+    }
+    for name in order:
+        getters[name]()
+    atoms.get_potential_energies()
+    assert len(counting.calls) == 1
+    assert counting.calls[0] == {"compute_forces": True, "compute_stress": True}
+    # the stored results are those of a call that asks for everything at once
+    ref = evaluate(model, atoms)[0]
+    np.testing.assert_allclose(atoms.get_stress(), calc.results["stress"], atol=0)
+    np.testing.assert_allclose(atoms.get_forces(), ref["forces"], atol=1e-12)
+    atoms.positions[0, 0] += 0.01  # a changed structure is computed again, once
+    atoms.get_forces(), atoms.get_stress()
+    assert len(counting.calls) == 2
+
+
+def test_inference_builds_no_graph_for_a_second_derivative(model):
+    atoms = bulk("Cu", "fcc", a=3.6) * (2, 1, 1)
+    atoms.rattle(0.05, seed=6)
+    graph = mlip.data.graph.frame_to_graph(mlip.data.graph.atoms_to_frame(atoms), model.cutoff)
+    out = model.eval()(graph, compute_forces=True, compute_stress=True)
+    assert not out["forces"].requires_grad and not out["stress"].requires_grad
+    # asking for the graph (as force training does) changes nothing but the graph
+    kept = model(graph, compute_forces=True, compute_stress=True, create_graph=True)
+    assert kept["forces"].requires_grad and kept["stress"].requires_grad
+    for key in ("energy", "forces", "stress"):
+        torch.testing.assert_close(kept[key].detach(), out[key], rtol=0, atol=1e-12)
