@@ -21,8 +21,20 @@ def small():
     return x, d, torch.randn(5, 2, 2), grid, torch.randint(0, 3, (5,)), torch.randint(0, 3, (5,))
 
 
-def test_auto_on_cpu_uses_torch_and_warns_once(monkeypatch):
+def test_auto_on_cpu_uses_torch_silently(monkeypatch):
     monkeypatch.delenv("MLIP_KERNELS", raising=False)
+    monkeypatch.setattr(_dispatch, "_announced", set())
+    args = small()
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # DESIGN §5: on a CPU the reference is no news
+        out = gaunt_grid_conv(*args)
+    assert torch.equal(out, reference.gaunt_grid_conv(*args))
+    assert _dispatch.select_backend("op", "auto", CPU) == "torch"
+
+
+def test_asking_for_triton_where_it_cannot_run_warns_once(monkeypatch):
+    monkeypatch.setenv("MLIP_KERNELS", "triton")
+    monkeypatch.setenv("TRITON_INTERPRET", "0")
     monkeypatch.setattr(_dispatch, "_announced", set())
     args = small()
     with warnings.catch_warnings(record=True) as caught:
@@ -32,7 +44,14 @@ def test_auto_on_cpu_uses_torch_and_warns_once(monkeypatch):
     msgs = [str(w.message) for w in caught if "gaunt_grid_conv" in str(w.message)]
     assert len(msgs) == 1 and "torch reference" in msgs[0]
     assert torch.equal(out, reference.gaunt_grid_conv(*args))
-    assert _dispatch.select_backend("op", "auto", CPU) == "torch"
+
+
+def test_auto_on_cuda_without_triton_warns(monkeypatch):
+    monkeypatch.delenv("MLIP_KERNELS", raising=False)
+    monkeypatch.setattr(_dispatch, "_announced", set())
+    monkeypatch.setattr(_dispatch, "HAS_TRITON", False)
+    with pytest.warns(UserWarning, match="triton is not installed"):
+        assert _dispatch.select_backend("op", "auto", torch.device("cuda")) == "torch"
 
 
 def test_env_forces_torch(monkeypatch):
@@ -62,8 +81,9 @@ def test_triton_on_cpu_without_interpreter_raises(monkeypatch):
 def test_triton_on_cpu_under_interpreter_runs(monkeypatch):
     monkeypatch.delenv("MLIP_KERNELS", raising=False)
     args = small()
-    torch.testing.assert_close(gaunt_grid_conv(*args, backend="triton"),
-                               reference.gaunt_grid_conv(*args))
+    torch.testing.assert_close(
+        gaunt_grid_conv(*args, backend="triton"), reference.gaunt_grid_conv(*args)
+    )
 
 
 def test_everything_imports_without_triton():
