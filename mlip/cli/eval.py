@@ -5,8 +5,6 @@ from __future__ import annotations
 import argparse
 import json
 
-from ..train.metrics import UNITS_MEV
-
 
 def add_parser(subparsers) -> argparse.ArgumentParser:
     p = subparsers.add_parser(
@@ -21,15 +19,26 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
     p.add_argument("data", nargs="+", metavar="DATA", help="labelled structure files")
     p.add_argument("--format", default=None, help="reader for DATA (guessed by default)")
     p.add_argument("--json", action="store_true", help="print the metrics as JSON (eV units)")
-    p.add_argument("--plots", default=None, metavar="DIR",
-                   help="write parity plots (PNG) of energy, forces and stress into DIR")
+    p.add_argument(
+        "--plots",
+        default=None,
+        metavar="DIR",
+        help="write parity plots (PNG) of energy, forces and stress into DIR",
+    )
     p.add_argument("--max-atoms", type=int, default=2048, help="atoms per batch (default 2048)")
     p.add_argument("--device", default=None, help="cpu, cuda, cuda:1 (default: cuda if present)")
-    p.add_argument("--dtype", default=None, choices=["float32", "float64"],
-                   help="run the model in this dtype (default: the checkpoint's)")
-    p.add_argument("--frame-average", action="store_true",
-                   help="evaluate the model wrapped in FrameAveraged (exact rotational "
-                        "symmetry, for models that are not equivariant by construction)")
+    p.add_argument(
+        "--dtype",
+        default=None,
+        choices=["float32", "float64"],
+        help="run the model in this dtype (default: the checkpoint's)",
+    )
+    p.add_argument(
+        "--frame-average",
+        action="store_true",
+        help="evaluate the model wrapped in FrameAveraged (exact rotational "
+        "symmetry, for models that are not equivariant by construction)",
+    )
     return p
 
 
@@ -39,6 +48,7 @@ def run(args) -> int:
     from ..data.readers import read_frames
     from ..evaluate import evaluate, parity_plots
     from ..models.registry import load_model
+    from ..train.metrics import UNITS_MEV
 
     device = args.device or ("cuda" if torch.cuda.is_available() else "cpu")
     model = load_model(args.model, device=device, dtype=args.dtype)
@@ -50,8 +60,7 @@ def run(args) -> int:
     for path in args.data:
         frames.extend(_frames(path, args.format, read_frames))
     pairs = {} if args.plots else None
-    metrics = evaluate(model, frames, max_atoms=args.max_atoms, device=device,
-                       predictions=pairs)
+    metrics = evaluate(model, frames, max_atoms=args.max_atoms, device=device, predictions=pairs)
     if args.plots:
         metrics["plots"] = [str(p) for p in parity_plots(pairs, args.plots, metrics)]
     if args.json:
@@ -60,11 +69,15 @@ def run(args) -> int:
     print(f"{metrics['n_structures']} structures, {metrics['n_atoms']} atoms")
     for term, unit in UNITS_MEV.items():
         if f"{term}_mae" in metrics:
-            print(f"{term:8s} MAE {1000 * metrics[f'{term}_mae']:10.3f}  "
-                  f"RMSE {1000 * metrics[f'{term}_rmse']:10.3f}  {unit}")
+            print(
+                f"{term:8s} MAE {1000 * metrics[f'{term}_mae']:10.3f}  "
+                f"RMSE {1000 * metrics[f'{term}_rmse']:10.3f}  {unit}"
+            )
     for symbol, m in metrics.get("per_element", {}).items():
-        print(f"forces {symbol:3s} MAE {1000 * m['forces_mae']:10.3f}  "
-              f"RMSE {1000 * m['forces_rmse']:10.3f}  meV/Å  ({m['n_atoms']} atoms)")
+        print(
+            f"forces {symbol:3s} MAE {1000 * m['forces_mae']:10.3f}  "
+            f"RMSE {1000 * m['forces_rmse']:10.3f}  meV/Å  ({m['n_atoms']} atoms)"
+        )
     for path in metrics.get("plots", []):
         print(f"wrote {path}")
     return 0
