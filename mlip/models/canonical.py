@@ -1,0 +1,221 @@
+"""Learned canonicalization (Kaba et al. 2023): exact O(3) symmetry for the Transformer in one pass.
+
+A small equivariant network predicts, for every atom i, vectors v_1, v_2, v_3 from its
+neighbourhood; Gram-Schmidt (no SVD, no eigendecomposition) turns them into an orthonormal
+frame E_i, and the Transformer reads each edge vector r_ij in the frame of its receiver,
+r_ij @ E_i. Under any rotation or reflection Q of the input, v -> Q v, so E_i -> Q E_i and the
+coordinates the backbone sees are unchanged: the energy is exactly invariant, and forces, taken
+as -dE/dr through the canonicalizer, are exactly equivariant and conservative.
+
+*Per atom, not per structure.* Each atom's frame depends on its own neighbourhood only, so the
+model stays local (receptive field: one cutoff more than the backbone's) and extensive, and it
+is defined for periodic cells, where a global frame (the centroid and covariance that
+``FrameAveraged`` uses) depends on how atoms are wrapped into the cell. The backbone already
+works per receiver: an edge's features enter only its receiver's attention, so expressing
+every edge in its receiver's frame is all it takes (Lippmann et al. 2025 build local frames
+the same way).
+
+*Reflections.* ``group="O3"`` (default) predicts three true vectors and orthonormalises all
+three: the frame has det +-1 and follows reflections as well as rotations. ``"SO3"`` predicts
+two and completes the frame with the cross product e_1 x e_2, a pseudovector: exact under
+rotations only, but the third axis needs no third independent vector.
+
+*Degeneracy.* No frame can be a continuous function of the structure everywhere (Dym et al.
+2024): an atom whose neighbourhood has a symmetry has equivariant vectors confined to the
+symmetry's fixed space (zero at a centre of inversion or of a cubic site: fcc, the C of CH4 and
+CO2; one axis on a C3 or C-infinity axis: the H of CH4, the O of CO2; a plane under a mirror),
+and the frame rotates ever faster as such a configuration is approached. Each Gram-Schmidt
+residual norm rho_k (dimensionless: the vectors are bounded by construction, so their size
+cannot be inflated) measures the conditioning of axis k. Axis k is used with weight
+G_k = s(rho_1) ... s(rho_k), where s is a C2 smooth step from 0 at ``threshold[0]`` to 1 at
+``threshold[1]``: the backbone's coordinate k is G_k (r_ij . e_k). Where an axis is ill
+conditioned, its coordinate goes continuously to exactly zero and the backbone falls back to
+what needs no frame (distances, order parameters, the other axes). The fallback is invariant,
+costs nothing, and removes nothing that the symmetry does not already make ambiguous (on a
+C-infinity axis, e.g., every neighbour lies on the axis, which is kept). Energies are twice
+differentiable everywhere (the frame's derivatives are bounded, ~1/threshold[0], wherever its
+weight is nonzero), so forces are continuous along any path, including through degenerate
+configurations. The weights G are also backbone inputs, so it can tell "unknown" from "zero".
+The share of atoms with G < 1 is the fallback share, reported with every prediction.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import math
+
+import torch
+from torch import nn
+
+from ..nn.radial import BesselBasis
+from ..nn.spherical import degree_index, spherical_harmonics
+from ..nn.tensor_product import CGTensorProduct
+
+GROUPS = ("O3", "SO3")
+#: per-atom outputs of a canonicalized model (besides the Potential contract's)
+FRAME_CONDITIONING = "frame_conditioning"  # (N,) min_k rho_k, dimensionless
+FRAME_WEIGHT = "frame_weight"  # (N,) G of the last axis: 1 canonical, 0 fully fallen back
+FRAME_PENALTY = "frame_penalty"  # (N,) the training penalty's per-atom term (with grad)
+_LMAX = 2  # l = 2 features make Q v, a second direction that radial weights alone miss
+
+
+def smooth_step(t: torch.Tensor) -> torch.Tensor:
+    """6t^5 - 15t^4 + 10t^3 on [0, 1], 0 below and 1 above: value, slope and curvature are
+    continuous, so a gated coordinate keeps the energy twice differentiable."""
+    t = t.clamp(0.0, 1.0)
+    return t * t * t * (t * (6.0 * t - 15.0) + 10.0)
+
+
+def fallback_share(weight: torch.Tensor) -> float:
+    """The share of atoms whose frame is not fully used (weight < 1)."""
+    return float((weight < 1.0).double().mean()) if weight.numel() else 0.0
+
+
+class FrameVectors(nn.Module):
+    """Equivariant per-atom vectors ``(N, 3, K)`` (columns), each of norm < 1.
+
+    A_i = sum_j u_ij t_ij * Y(r_ij) / (1 + sum_j u_ij), degrees 0..2, C channels, with
+    t = tanh(MLP(Bessel(r), species of i and j)); P_i = the CG product of A_i with itself
+    (even paths: O(3), l <= 1) with tanh-bounded weights; the K vectors are unit-norm
+    combinations of the l = 1 rows of A and P. Every factor is bounded, so the conditioning
+    thresholds are on an absolute scale that training cannot inflate.
+    """
+
+    def __init__(
+        self,
+        cutoff: float,
+        num_species: int,
+        num_vectors: int,
+        channels: int = 8,
+        num_basis: int = 8,
+        hidden: int = 32,
+        species_dim: int = 8,
+    ):
+        super().__init__()
+        self.channels = int(channels)
+        self.basis = BesselBasis(cutoff, num_basis)
+        self.species = nn.Embedding(num_species, species_dim)
+        self.radial = nn.Sequential(
+            nn.Linear(num_basis + 2 * species_dim, hidden),
+            nn.SiLU(),
+            nn.Linear(hidden, (_LMAX + 1) * self.channels),
+        )
+        self.product = CGTensorProduct(_LMAX, _LMAX, 1, paths="even")
+        self.product_weights = nn.Parameter(torch.randn(self.product.num_paths, self.channels))
+        self.mix = nn.Parameter(torch.randn(2 * self.channels, int(num_vectors)))
+        self.register_buffer("degree", degree_index(_LMAX), persistent=False)
+
+    def forward(self, species, edge_vec, r, envelope, sender, receiver, num_nodes):
+        c = self.channels
+        emb = self.species(species).to(edge_vec.dtype)
+        t = torch.tanh(self.radial(torch.cat([self.basis(r), emb[receiver], emb[sender]], -1)))
+        t = t.view(-1, _LMAX + 1, c)[:, self.degree] * envelope[:, None, None]
+        msg = spherical_harmonics(_LMAX, edge_vec)[:, :, None] * t  # (E, 9, C)
+        acc = edge_vec.new_zeros(num_nodes, msg.shape[1], c).index_add(0, receiver, msg)
+        count = envelope.new_ones(num_nodes).index_add(0, receiver, envelope)
+        a = acc / count[:, None, None]
+        p = self.product(a, a, torch.tanh(self.product_weights).to(a.dtype))
+        # The l = 1 rows are (x, y, z) times sqrt(3 / 4 pi) in this layout.
+        feats = torch.cat([a[:, 1:4], p[:, 1:4]], -1) * math.sqrt(4 * math.pi / 3)
+        mix = self.mix.to(a.dtype)
+        return feats @ (mix / torch.linalg.vector_norm(mix, dim=0, keepdim=True))
+
+
+class Canonicalizer(nn.Module):
+    """Per-atom frames from :class:`FrameVectors`, and edge vectors in their receiver's frame.
+
+    ``threshold = (low, high)``: an axis whose Gram-Schmidt residual norm is below ``low`` is
+    not used, above ``high`` fully used, smoothly in between. ``penalty``: the weight of the
+    training penalty mean_i relu(1 - rho_min,i^2 / high^2)^2 (dimensionless, in [0, 1]),
+    which pushes the conditioning above ``high`` on the training data.
+    """
+
+    def __init__(
+        self,
+        cutoff: float,
+        num_species: int,
+        group: str = "O3",
+        channels: int = 8,
+        num_basis: int = 8,
+        hidden: int = 32,
+        threshold=(0.002, 0.01),
+        penalty: float = 0.0,
+    ):
+        super().__init__()
+        if group not in GROUPS:
+            raise ValueError(f"canonical group must be one of {GROUPS}, got {group!r}")
+        low, high = (float(x) for x in threshold)
+        if not 0.0 < low < high:
+            raise ValueError(f"canonical threshold must be 0 < low < high, got {threshold!r}")
+        if penalty < 0:
+            raise ValueError(f"canonical penalty must be >= 0, got {penalty!r}")
+        self.group, self.low, self.high, self.penalty = group, low, high, float(penalty)
+        self.num_axes = 3 if group == "O3" else 2  # predicted vectors; SO3 crosses the third
+        self.options = {
+            "group": group,
+            "channels": int(channels),
+            "num_basis": int(num_basis),
+            "hidden": int(hidden),
+            "threshold": [low, high],
+            "penalty": self.penalty,
+        }
+        self.vectors = FrameVectors(cutoff, num_species, self.num_axes, channels, num_basis, hidden)
+        self._records: list | None = None
+
+    def frames(self, vectors: torch.Tensor):
+        """Gram-Schmidt of ``(N, 3, K)``: frames ``(N, 3, 3)`` whose columns are the axes
+        times their weights G_k, the residual norms ``(N, K)`` and their squares."""
+        floor = (0.5 * self.low) ** 2  # only guards divisions where the weight is 0
+        axes, squares, gates, gate = [], [], [], None
+        for k in range(self.num_axes):
+            res = vectors[..., k]
+            for e in axes:
+                res = res - (res * e).sum(-1, keepdim=True) * e
+            q = (res * res).sum(-1)
+            rho = q.clamp_min(floor).sqrt()
+            axes.append(res / rho[:, None])
+            squares.append(q)
+            step = smooth_step((rho - self.low) / (self.high - self.low))
+            gate = step if gate is None else gate * step
+            gates.append(gate)
+        if self.group == "SO3":
+            axes.append(torch.linalg.cross(axes[0], axes[1]))
+            gates.append(gate)
+        frame = torch.stack([g[:, None] * e for g, e in zip(gates, axes)], -1)
+        q = torch.stack(squares, -1)
+        return frame, q.detach().clamp_min(0).sqrt(), q, torch.stack(gates, -1)
+
+    def forward(self, species, edge_vec, r, envelope, sender, receiver, num_nodes):
+        """Edge vectors in their receiver's (weighted) frame ``(E, 3)`` and the receiver's
+        axis weights ``(E, 3)``, both invariant."""
+        vectors = self.vectors(species, edge_vec, r, envelope, sender, receiver, num_nodes)
+        frame, rho, q, gates = self.frames(vectors)
+        if self._records is not None:
+            low = q.min(-1).values if q.shape[0] else q.new_zeros(0)
+            self._records.append(
+                {
+                    FRAME_CONDITIONING: rho.min(-1).values if rho.shape[0] else rho.new_zeros(0),
+                    FRAME_WEIGHT: gates[:, -1].detach(),
+                    FRAME_PENALTY: torch.relu(1.0 - low / self.high**2).square(),
+                }
+            )
+        coords = torch.einsum("ej,ejk->ek", edge_vec, frame[receiver])
+        return coords, gates[receiver]
+
+    @contextlib.contextmanager
+    def recording(self):
+        """Collect the frame report of each call inside the block (a list of dicts)."""
+        self._records = records = []
+        try:
+            yield records
+        finally:
+            self._records = None
+
+    def loss(self, pred: dict) -> dict[str, torch.Tensor]:
+        """The weighted conditioning penalty of a training step's predictions."""
+        if self.penalty == 0 or FRAME_PENALTY not in pred or pred[FRAME_PENALTY].numel() == 0:
+            return {}
+        return {"frame": self.penalty * pred[FRAME_PENALTY].mean().to(torch.float64)}
+
+    def extra_repr(self) -> str:
+        return f"group={self.group}, threshold=({self.low}, {self.high}), penalty={self.penalty}"
