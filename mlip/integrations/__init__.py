@@ -1,0 +1,4 @@
+"""Engines users already run, driven by mlip models: LAMMPS (:mod:`mlip.integrations.lammps`).
+
+Each integration imports its engine only when used, so ``import mlip`` never needs them.
+"""
