@@ -20,10 +20,11 @@ from torch import nn
 from ..data import keys as K
 from ..kernels._dispatch import select_backend
 from ..kernels.cg_conv import cg_conv
-from ..kernels.gaunt_conv import gaunt_grid_conv
+from ..kernels.gaunt_conv import edge_filter, gaunt_grid_conv
 from ..nn.mixing import EquivariantLinear, Gate, GridMixing
 from ..nn.product import CGPathProduct, SymmetricGridProduct
 from ..nn.radial import BesselBasis, CubicBSplineRadial, PolynomialEnvelope
+from ..nn.recompute import scatter_messages
 from ..nn.spherical import FromGrid, S2Grid, ToGrid, spherical_harmonics
 from ..nn.tensor_product import CGTensorProduct, GauntFourierProduct
 from .base import Potential
@@ -147,10 +148,23 @@ class GauntGridInteraction(nn.Module):
 
     def forward(self, x, edge_vec, r, sh, sender, receiver):
         direction = edge_vec / r.clamp_min(1e-12)[:, None]
-        out = gaunt_grid_conv(
-            self.to_grid(x), direction, self.radial(r), self.grid_dirs.to(x.dtype), sender,
-            receiver, backend=self.backend,
-        )
+        x_grid, grid_dirs = self.to_grid(x), self.grid_dirs.to(x.dtype)
+        if not self.training and select_backend("gaunt_grid_conv", self.backend,
+                                                x.device) == "torch":
+            # Inference: edge chunks, radial functions included, recomputed in the backward,
+            # so no (E, G, C) or (E, L+1, C) tensor is kept for the force call
+            # (mlip.nn.recompute); the same sums as the reference.
+            names, params = zip(*self.radial.named_parameters())
+
+            def message(x_sender, direction, r, grid_dirs, *params):
+                radial = torch.func.functional_call(self.radial, dict(zip(names, params)), (r,))
+                return x_sender * edge_filter(direction, radial, grid_dirs)
+
+            out = scatter_messages(message, x_grid, (direction, r), (grid_dirs, *params),
+                                   sender, receiver)
+        else:
+            out = gaunt_grid_conv(x_grid, direction, self.radial(r), grid_dirs, sender,
+                                  receiver, backend=self.backend)
         return self.from_grid(out) * self.gain
 
 
@@ -270,7 +284,11 @@ class EquivariantPotential(Potential):
         sender, receiver = graph[K.EDGE_INDEX]
         n = graph[K.ATOMIC_NUMBERS].shape[0]
         r = torch.linalg.norm(edge_vec, dim=-1)
-        sh = spherical_harmonics(self.lmax, edge_vec)
+        # Only the per-edge products read the harmonics; the Gaunt grid builds its filter
+        # from the direction, and (E, (L+1)^2) with its recursion is not free at 10^5 atoms.
+        sh = (spherical_harmonics(self.lmax, edge_vec)
+              if any(isinstance(layer.interaction, EdgeProductInteraction)
+                     for layer in self.layers) else None)
         h = edge_vec.new_zeros(n, (self.lmax + 1) ** 2, self.channels[0])
         species = self.species(graph)
         h[:, 0, :] = self.embedding(species).to(edge_vec.dtype)
