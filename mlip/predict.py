@@ -17,6 +17,7 @@ from .train.checkpoint import atomic_path
 
 log = logging.getLogger("mlip.predict")
 
+
 def _frames(path: str, format: str | None) -> Iterator[dict]:
     if not Path(path).exists():
         raise DataError(f"{path}: no such file")
@@ -36,8 +37,12 @@ def _atoms(frame: dict, result: dict):
     from ase import Atoms
     from ase.calculators.singlepoint import SinglePointCalculator
 
-    atoms = Atoms(numbers=frame[K.ATOMIC_NUMBERS], positions=frame[K.POSITIONS],
-                  cell=frame[K.CELL], pbc=frame[K.PBC])
+    atoms = Atoms(
+        numbers=frame[K.ATOMIC_NUMBERS],
+        positions=frame[K.POSITIONS],
+        cell=frame[K.CELL],
+        pbc=frame[K.PBC],
+    )
     if "name" in frame:
         atoms.info["name"] = str(frame["name"])
     for key in (K.CHARGE, K.SPIN):
@@ -88,19 +93,33 @@ class _Batcher:
         starts = np.cumsum([0] + counts)
         results = []
         for b in range(len(counts)):
-            r = {"energy": float(energy[b]), "forces": forces[starts[b]:starts[b + 1]]}
+            r = {"energy": float(energy[b]), "forces": forces[starts[b] : starts[b + 1]]}
             if bool(periodic[b]) and K.STRESS in out:
                 r["stress"] = matrix_to_voigt(out[K.STRESS][b].detach().double().cpu().numpy())
             results.append(r)
         return results
 
 
-def predict_files(model, inputs, output, format: str | None = None, max_atoms: int = 2048,
-                  device=None, dtype=None, overwrite: bool = False, progress: bool = False,
-                  neighbors: str = "vesin") -> dict:
+def predict_files(
+    model,
+    inputs,
+    output,
+    format: str | None = None,
+    max_atoms: int = 2048,
+    device=None,
+    dtype=None,
+    overwrite: bool = False,
+    progress: bool = False,
+    neighbors: str = "vesin",
+    charge: float | None = None,
+    spin: float | None = None,
+) -> dict:
     """Predict every structure of ``inputs``; write them with their results to ``output``
     (extxyz, or HDF5 for ``.h5``). Returns a summary with the structures that failed, each
-    named ``file:frame: reason``."""
+    named ``file:frame: reason``. ``charge`` and ``spin`` (multiplicity) are given to the
+    structures that lack them, for a model with charge/spin conditioning only.
+
+    One model call per batch computes energy, forces and (periodic structures) stress."""
     import ase.io
     from tqdm import tqdm
 
@@ -111,14 +130,25 @@ def predict_files(model, inputs, output, format: str | None = None, max_atoms: i
         raise FileExistsError(f"{output} exists; pass --overwrite to replace it")
     h5 = Path(output).suffix.lower() in (".h5", ".hdf5")
     device = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
-    model = load_model(model, device=device, dtype=dtype) if isinstance(model, str | Path) \
+    name = str(model) if isinstance(model, str | Path) else type(model).__name__
+    model = (
+        load_model(model, device=device, dtype=dtype)
+        if isinstance(model, str | Path)
         else model.to(device).eval()
+    )
+    defaults = {k: v for k, v in ((K.CHARGE, charge), (K.SPIN, spin)) if v is not None}
+    if defaults and not getattr(model, "uses_charge_spin", False):
+        option = "/".join(f"--{k}" for k in defaults)
+        raise ValueError(
+            f"model {name} was trained without charge/spin conditioning; {option} has no effect"
+        )
     supported = model.elements.tolist()
     batcher = _Batcher(model, device, max_atoms)
     failed, n_written, bad_records = [], 0, 0
     bar = tqdm(desc="predict", unit="structure", disable=not progress)
     target = output + ".extxyz" if h5 else output
     with atomic_path(target) as tmp, open(tmp, "w") as f:
+
         def write(done):
             nonlocal n_written
             for frame, result in done:
@@ -133,6 +163,8 @@ def predict_files(model, inputs, output, format: str | None = None, max_atoms: i
             stream = _frames(str(path), format)
             for i, frame in enumerate(stream):
                 frame.setdefault("name", f"{path}:{i}")
+                for key, value in defaults.items():  # a structure's own values win
+                    frame.setdefault(key, np.float64(value))
                 frame = input_frame(frame)
                 try:
                     graph = frame_to_graph(frame, model.cutoff, neighbors, supported=supported)
@@ -146,8 +178,10 @@ def predict_files(model, inputs, output, format: str | None = None, max_atoms: i
         bar.close()
         f.flush()
         if n_written == 0:
-            raise DataError("no structure could be predicted" + (
-                f"; first failure: {failed[0]}" if failed else ""))
+            raise DataError(
+                "no structure could be predicted"
+                + (f"; first failure: {failed[0]}" if failed else "")
+            )
     if h5:
         from .data.hdf5 import convert
 
@@ -155,5 +189,4 @@ def predict_files(model, inputs, output, format: str | None = None, max_atoms: i
             convert([target], output, format="extxyz", overwrite=overwrite)
         finally:
             Path(target).unlink(missing_ok=True)
-    return {"output": output, "structures": n_written, "failed": failed,
-            "bad_records": bad_records}
+    return {"output": output, "structures": n_written, "failed": failed, "bad_records": bad_records}

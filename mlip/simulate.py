@@ -1,7 +1,10 @@
 """Molecular dynamics and relaxations through ASE, with any calculator (usually MLIPCalculator).
 
-Output files (trajectory, relaxed structure) are written under a temporary name and renamed
-when the run completes, so a failed or interrupted run never leaves a file that looks finished.
+An MD run streams its log and trajectory (flushed at every line and frame: a killed run leaves
+readable files and can be continued from its trajectory), and its summary says whether it
+completed or why the watchdog (:mod:`mlip.md_watch`) stopped it. A relaxation's files are
+written under a temporary name and renamed when it completes, so a failed relaxation never
+leaves a file that looks finished. See docs/md.md.
 """
 
 from __future__ import annotations
@@ -12,6 +15,7 @@ from pathlib import Path
 import numpy as np
 from ase import units
 
+from .md_watch import Limits, MDStopped, Watchdog, default_max_temperature
 from .train.checkpoint import atomic_path
 
 log = logging.getLogger("mlip.simulate")
@@ -39,8 +43,9 @@ def read_structure(path, index=-1):
     return atoms
 
 
-def _dynamics(atoms, ensemble, timestep_fs, temperature, friction, tdamp_fs, pressure_gpa,
-              pdamp_fs, seed):
+def _dynamics(
+    atoms, ensemble, timestep_fs, temperature, friction, tdamp_fs, pressure_gpa, pdamp_fs, seed
+):
     dt = timestep_fs * units.fs
     if ensemble == "nve":
         from ase.md.verlet import VelocityVerlet
@@ -50,67 +55,220 @@ def _dynamics(atoms, ensemble, timestep_fs, temperature, friction, tdamp_fs, pre
         from ase.md.langevin import Langevin
 
         # ASE's friction is in inverse ASE time units; the CLI takes it per fs.
-        return Langevin(atoms, timestep=dt, temperature_K=temperature,
-                        friction=friction / units.fs, rng=np.random.default_rng(seed))
+        return Langevin(
+            atoms,
+            timestep=dt,
+            temperature_K=temperature,
+            friction=friction / units.fs,
+            rng=np.random.default_rng(seed),
+        )
     if not atoms.pbc.all():
         raise SimulationError("NPT needs a structure periodic in all three directions")
     from ase.md.nose_hoover_chain import IsotropicMTKNPT
 
-    return IsotropicMTKNPT(atoms, timestep=dt, temperature_K=temperature,
-                           pressure_au=pressure_gpa * units.GPa, tdamp=tdamp_fs * units.fs,
-                           pdamp=pdamp_fs * units.fs)
+    return IsotropicMTKNPT(
+        atoms,
+        timestep=dt,
+        temperature_K=temperature,
+        pressure_au=pressure_gpa * units.GPa,
+        tdamp=tdamp_fs * units.fs,
+        pdamp=pdamp_fs * units.fs,
+    )
 
 
-def run_md(atoms, calculator, ensemble: str = "nve", temperature: float = 300.0,
-           timestep: float = 0.5, steps: int = 1000, trajectory=None, logfile=None,
-           interval: int = 10, friction: float = 0.01, tdamp: float = 100.0,
-           pressure: float = 0.0, pdamp: float = 1000.0, seed: int = 0) -> dict:
+def run_md(
+    atoms,
+    calculator,
+    ensemble: str = "nve",
+    temperature: float = 300.0,
+    timestep: float = 0.5,
+    steps: int = 1000,
+    trajectory=None,
+    logfile=None,
+    interval: int = 10,
+    friction: float = 0.01,
+    tdamp: float = 100.0,
+    pressure: float = 0.0,
+    pdamp: float = 1000.0,
+    seed: int = 0,
+    limits: Limits | None = None,
+    restart: bool = False,
+    overwrite: bool = False,
+    progress: bool = False,
+) -> dict:
     """Run MD; velocities start from a Maxwell-Boltzmann distribution at ``temperature`` K.
 
     ``timestep``, ``tdamp`` and ``pdamp`` in fs, ``friction`` (Langevin) in 1/fs, ``pressure``
-    in GPa (NPT: ASE's isotropic MTK Nose-Hoover chains). Every ``interval`` steps the log
-    gets time, temperature and potential, kinetic and total energy, and the trajectory a frame.
-    Returns a summary: steps, final temperature, energies and total-energy drift per atom.
+    in GPa (NPT: ASE's isotropic MTK Nose-Hoover chains). Every ``interval`` steps, and at
+    the last step, the log gets time, temperature and potential, kinetic and total energy,
+    and the trajectory a frame (its step in ``info["md_step"]``); both are flushed as they
+    are written, so a killed run leaves readable files. Then the watchdog
+    (:mod:`mlip.md_watch`, ``limits``; None: the defaults for ``temperature``) checks the
+    state and stops the run when it has left physical ground. ``restart`` continues the run
+    in ``trajectory`` from its last frame (positions, velocities, cell) up to ``steps`` in
+    all, appending to the trajectory and the log; ``atoms`` is then ignored and may be None.
+    ``progress`` shows a bar (steps/s, time left) on stderr.
+
+    Returns a summary: status ("completed" or "stopped", with ``stop_reason``,
+    ``stop_message`` and ``stopped_at_step``), steps, final temperature, energies and the
+    total-energy drift per atom since the run's first frame.
     """
     from ase.io import Trajectory
     from ase.md import MDLogger
-    from ase.md.velocitydistribution import MaxwellBoltzmannDistribution, Stationary, ZeroRotation
+    from ase.md.velocitydistribution import Stationary, ZeroRotation
+    from tqdm import tqdm
 
     if ensemble not in ENSEMBLES:
         raise SimulationError(f"ensemble must be one of {ENSEMBLES}, got {ensemble!r}")
     if timestep <= 0 or steps < 0 or interval < 1:
         raise SimulationError("timestep must be > 0, steps >= 0 and interval >= 1")
+    if limits is None:
+        limits = Limits(max_temperature=default_max_temperature(temperature))
+    start, reference = 0, None
+    if restart:
+        atoms, reference, start = continue_from(trajectory)
+        if start >= steps:
+            raise SimulationError(f"{trajectory} already holds step {start} of --steps {steps}")
+    else:
+        for path in (trajectory, logfile):
+            if path is not None and Path(path).exists() and not overwrite:
+                raise SimulationError(
+                    f"{path} exists; pass --overwrite to replace it or "
+                    "--restart to continue its run"
+                )
     atoms.calc = calculator
-    MaxwellBoltzmannDistribution(atoms, temperature_K=temperature,
-                                 rng=np.random.default_rng(seed))
-    Stationary(atoms)
-    if not atoms.pbc.any():
-        ZeroRotation(atoms)
-    dyn = _dynamics(atoms, ensemble, timestep, temperature, friction, tdamp, pressure, pdamp,
-                    seed)
-    totals = []
-    dyn.attach(lambda: totals.append(atoms.get_total_energy()), interval=interval)
-    with _optional_atomic(trajectory) as traj_path, _optional_atomic(logfile) as log_path:
-        if log_path is not None:
-            dyn.attach(MDLogger(dyn, atoms, log_path, header=True, mode="w"), interval=interval)
-        traj = Trajectory(traj_path, "w", atoms) if traj_path is not None else None
+    if not restart:
+        _thermalize(atoms, temperature, np.random.default_rng(seed))
+        Stationary(atoms)
+        if not atoms.pbc.any():
+            ZeroRotation(atoms)
+    # A continued Langevin run draws from a stream of its own, not the first run's again.
+    dyn = _dynamics(
+        atoms,
+        ensemble,
+        timestep,
+        temperature,
+        friction,
+        tdamp,
+        pressure,
+        pdamp,
+        [seed, start] if start else seed,
+    )
+    dyn.nsteps = start  # log time, frame steps and ASE's observer schedule continue from here
+    watchdog = Watchdog(limits, ensemble, reference if reference is not None else atoms)
+    mode = "a" if restart else "w"
+    traj = Trajectory(trajectory, mode, atoms) if trajectory is not None else None
+    log_file = open(logfile, mode) if logfile is not None else None  # noqa: SIM115
+    bar = tqdm(
+        total=steps, initial=start, unit="step", desc="md", disable=not progress, dynamic_ncols=True
+    )
+    status = {"status": "completed"}
+    try:
+        logger = MDLogger(dyn, atoms, log_file, header=not restart) if log_file else None
+
+        def record():
+            step = dyn.nsteps
+            atoms.info["md_step"] = step
+            if traj is not None:
+                traj.write(atoms)  # ulm syncs (flushes) every frame
+            if logger is not None:
+                logger()  # MDLogger flushes every line
+            bar.set_postfix(T=f"{atoms.get_temperature():.0f} K", refresh=False)
+            watchdog.check(atoms, step)
+
+        dyn.attach(record, interval=interval)
+        dyn.attach(lambda: bar.update(dyn.nsteps - bar.n), interval=1)
         try:
-            if traj is not None:
-                dyn.attach(traj.write, interval=interval)
-            dyn.run(steps)
-        finally:
-            if traj is not None:
-                traj.close()
+            dyn.run(steps - start)
+            if dyn.nsteps % interval:  # the last state always ends the files (and is checked)
+                record()
+        except MDStopped as stop:
+            status = {
+                "status": "stopped",
+                "stop_reason": stop.reason,
+                "stop_message": str(stop),
+                "stopped_at_step": stop.step,
+            }
+            log.warning("MD stopped at step %d: %s", stop.step, stop)
+    finally:
+        bar.close()
+        if traj is not None:
+            traj.close()
+        if log_file is not None:
+            log_file.close()
     n = len(atoms)
-    return {"ensemble": ensemble, "steps": int(steps), "time_ps": steps * timestep / 1000,
-            "temperature_K": float(atoms.get_temperature()),
-            "potential_energy": float(atoms.get_potential_energy()),
-            "kinetic_energy": float(atoms.get_kinetic_energy()),
-            "total_energy_drift_per_atom": float((totals[-1] - totals[0]) / n) if totals else 0.0}
+    e_start = watchdog.e0
+    if e_start is None and reference is not None and reference.calc is not None:
+        e_start = reference.get_potential_energy() + reference.get_kinetic_energy()
+    e_now = atoms.get_potential_energy() + atoms.get_kinetic_energy()
+    done = int(dyn.nsteps)
+    return {
+        **status,
+        "ensemble": ensemble,
+        "steps": done - start,
+        "total_steps": done,
+        "time_ps": done * timestep / 1000,
+        "limits": limits.to_dict(),
+        "temperature_K": float(atoms.get_temperature()),
+        "potential_energy": float(atoms.get_potential_energy()),
+        "kinetic_energy": float(atoms.get_kinetic_energy()),
+        "total_energy_drift_per_atom": float((e_now - e_start) / n)
+        if e_start is not None
+        else None,
+    }
 
 
-def relax(atoms, calculator, optimizer: str = "fire", fmax: float = 0.05, steps: int = 1000,
-          cell: bool = False, trajectory=None, logfile=None) -> dict:
+def _thermalize(atoms, temperature, rng):
+    """Maxwell-Boltzmann momenta: ASE >= 3.29 deprecates the old name of the same function."""
+    try:
+        from ase.md.velocitydistribution import thermalize_momenta
+    except ImportError:  # ASE < 3.29
+        from ase.md.velocitydistribution import MaxwellBoltzmannDistribution
+
+        MaxwellBoltzmannDistribution(atoms, temperature_K=temperature, rng=rng)
+        return
+    thermalize_momenta(atoms, temperature, rng=rng)
+
+
+def continue_from(trajectory):
+    """The last frame of a run's trajectory (positions, momenta, cell), its first frame and
+    the step it was written at, for a run to continue from."""
+    from ase.io import Trajectory
+
+    if trajectory is None:
+        raise SimulationError("--restart continues the run in --trajectory; none was given")
+    if not Path(trajectory).is_file():
+        raise SimulationError(f"{trajectory}: no such file to continue")
+    try:
+        with Trajectory(trajectory) as frames:
+            if len(frames) == 0:
+                raise SimulationError(f"{trajectory} holds no frame to continue from")
+            first, last = frames[0], frames[len(frames) - 1]
+    except SimulationError:
+        raise
+    except Exception as err:  # ulm raises several types for a foreign file
+        raise SimulationError(f"{trajectory}: cannot read its frames: {err}") from None
+    if "md_step" not in last.info:
+        raise SimulationError(
+            f"{trajectory} was not written by mlip md (no md_step in its "
+            "frames); cannot tell where to continue"
+        )
+    if last.get_momenta() is None or not np.any(last.get_momenta()):
+        raise SimulationError(f"{trajectory}: its last frame has no velocities")
+    last.calc = None
+    return last, first, int(last.info["md_step"])
+
+
+def relax(
+    atoms,
+    calculator,
+    optimizer: str = "fire",
+    fmax: float = 0.05,
+    steps: int = 1000,
+    cell: bool = False,
+    trajectory=None,
+    logfile=None,
+) -> dict:
     """Relax positions (and the cell with ``cell``, through FrechetCellFilter) until the largest
     force (and stress, in eV/Å³ times the cell volume per atom) is below ``fmax`` eV/Å."""
     from ase.filters import FrechetCellFilter
@@ -124,16 +282,18 @@ def relax(atoms, calculator, optimizer: str = "fire", fmax: float = 0.05, steps:
     target = FrechetCellFilter(atoms) if cell else atoms
     cls = FIRE if optimizer == "fire" else BFGS
     with _optional_atomic(trajectory) as traj_path:
-        opt = cls(target, logfile=logfile if logfile is not None else None,
-                  trajectory=traj_path)
+        opt = cls(target, logfile=logfile if logfile is not None else None, trajectory=traj_path)
         converged = bool(opt.run(fmax=fmax, steps=steps))
         if hasattr(opt, "close"):
             opt.close()
     forces = atoms.get_forces()
-    return {"converged": converged, "steps": int(opt.nsteps),
-            "energy": float(atoms.get_potential_energy()),
-            "max_force": float(np.linalg.norm(forces, axis=1).max()),
-            "volume": float(atoms.get_volume()) if atoms.pbc.all() else None}
+    return {
+        "converged": converged,
+        "steps": int(opt.nsteps),
+        "energy": float(atoms.get_potential_energy()),
+        "max_force": float(np.linalg.norm(forces, axis=1).max()),
+        "volume": float(atoms.get_volume()) if atoms.pbc.all() else None,
+    }
 
 
 class _optional_atomic:

@@ -16,7 +16,8 @@ reports what a practitioner checks before trusting a potential in production MD:
         --dtype float64 --log nve.log --trajectory nve.traj
     python scripts/md_stability.py nve.log nve.traj --json nve.json
 
-Exits 1 when the run is unstable, so it can gate a release.
+Exits 1 when the run is unstable, so it can gate a release. The checks are
+:func:`mlip.md_watch.analyse`; ``mlip md`` applies the same limits while it runs (its watchdog).
 """
 
 from __future__ import annotations
@@ -25,77 +26,8 @@ import argparse
 import json
 import sys
 
-import numpy as np
-
-
-def read_log(path) -> dict[str, np.ndarray]:
-    """``mlip md``'s log: a header line of column names, then whitespace-separated rows."""
-    with open(path) as f:
-        header = f.readline().split()
-        rows = [line.split() for line in f if line.strip() and not line.startswith("#")]
-    data = np.array(rows, dtype=float)
-    names = [h.split("[")[0].lower() for h in header]
-    return {name: data[:, i] for i, name in enumerate(names)}
-
-
-def bond_graph(atoms, mult: float = 1.2) -> set[tuple[int, int]]:
-    from ase.neighborlist import NeighborList, natural_cutoffs
-
-    nl = NeighborList(natural_cutoffs(atoms, mult=mult), self_interaction=False,
-                      bothways=False, skin=0.0)
-    nl.update(atoms)
-    return {(i, int(j)) if i < j else (int(j), i)
-            for i in range(len(atoms)) for j in nl.get_neighbors(i)[0]}
-
-
-def n_fragments(atoms) -> int:
-    parent = list(range(len(atoms)))
-
-    def find(i):
-        while parent[i] != i:
-            parent[i] = parent[parent[i]]
-            i = parent[i]
-        return i
-
-    for i, j in bond_graph(atoms, mult=1.5):
-        parent[find(i)] = find(j)
-    return len({find(i) for i in range(len(atoms))})
-
-
-def analyse(log_path, traj_path, min_distance: float = 0.5) -> dict:
-    import ase.io
-
-    log = read_log(log_path)
-    frames = ase.io.read(traj_path, index=":")
-    n_atoms = len(frames[0])
-    time_ps = log["time"]
-    etot = log["etot"]
-    if len(frames) == len(time_ps) and frames[0].calc is not None:
-        # the trajectory keeps full precision; the log rounds to 0.1 meV
-        etot = np.array([a.get_potential_energy() + a.get_kinetic_energy() for a in frames])
-    slope, _ = np.polyfit(time_ps, etot, 1)
-    bonds0, pieces0 = bond_graph(frames[0]), n_fragments(frames[0])
-    changed_at, broke_at, closest = None, None, np.inf
-    for k, atoms in enumerate(frames):
-        d = atoms.get_all_distances(mic=bool(atoms.pbc.any()))
-        closest = min(closest, float(d[np.triu_indices(n_atoms, 1)].min()))
-        if changed_at is None and bond_graph(atoms) != bonds0:
-            changed_at = k
-        if broke_at is None and n_fragments(atoms) != pieces0:
-            broke_at = k
-    stable = broke_at is None and closest >= min_distance
-    return {
-        "n_atoms": n_atoms, "n_frames": len(frames), "duration_ps": float(time_ps[-1] - time_ps[0]),
-        "drift_mev_per_atom_per_ps": 1000 * float(slope) / n_atoms,
-        "max_deviation_mev_per_atom": 1000 * float(np.abs(etot - etot[0]).max()) / n_atoms,
-        "energy_std_mev_per_atom": 1000 * float(etot.std()) / n_atoms,
-        "temperature_mean": float(log["t"].mean()) if "t" in log else None,
-        "temperature_min": float(log["t"].min()) if "t" in log else None,
-        "temperature_max": float(log["t"].max()) if "t" in log else None,
-        "closest_approach": closest, "bond_graph_changed_at_frame": changed_at,
-        "fragmented_at_frame": broke_at,
-        "stable": stable,
-    }
+# The checks live in the library, beside the watchdog that applies them during `mlip md`.
+from mlip.md_watch import analyse, bond_graph, n_fragments, read_log  # noqa: F401
 
 
 def main(argv=None) -> int:

@@ -7,6 +7,8 @@ import argparse
 import json
 import sys
 
+from ._options import add_charge_spin
+
 
 def add_parser(subparsers) -> argparse.ArgumentParser:
     p = subparsers.add_parser(
@@ -25,20 +27,40 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
     p.add_argument("--format", default=None, help="reader for the inputs (guessed by default)")
     p.add_argument("--max-atoms", type=int, default=2048, help="atoms per batch (default 2048)")
     p.add_argument("--device", default=None, help="cpu, cuda, cuda:1 (default: cuda if present)")
-    p.add_argument("--dtype", default=None, choices=["float32", "float64"],
-                   help="run the model in this dtype (default: the checkpoint's)")
+    p.add_argument(
+        "--dtype",
+        default=None,
+        choices=["float32", "float64"],
+        help="run the model in this dtype (default: the checkpoint's)",
+    )
     p.add_argument("--overwrite", action="store_true", help="replace an existing output")
+    add_charge_spin(p)
     return p
 
 
 def run(args) -> int:
     from ..predict import predict_files
 
-    summary = predict_files(args.model, args.inputs, args.output, format=args.format,
-                            max_atoms=args.max_atoms, device=args.device, dtype=args.dtype,
-                            overwrite=args.overwrite, progress=sys.stderr.isatty())
+    if args.spin is not None and args.spin < 1:
+        raise ValueError(f"--spin is the multiplicity 2S+1 (>= 1), got {args.spin:g}")
+    summary = predict_files(
+        args.model,
+        args.inputs,
+        args.output,
+        format=args.format,
+        max_atoms=args.max_atoms,
+        device=args.device,
+        dtype=args.dtype,
+        overwrite=args.overwrite,
+        progress=sys.stderr.isatty(),
+        charge=args.charge,
+        spin=args.spin,
+    )
     for failure in summary["failed"]:
         print(f"mlip predict: skipped {failure}", file=sys.stderr)
-    print(json.dumps({k: v for k, v in summary.items() if k != "failed"}
-                     | {"failed": len(summary["failed"])}))
+    print(
+        json.dumps(
+            {k: v for k, v in summary.items() if k != "failed"} | {"failed": len(summary["failed"])}
+        )
+    )
     return 0

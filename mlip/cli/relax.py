@@ -7,6 +7,8 @@ import json
 import sys
 from pathlib import Path
 
+from ._options import add_charge_spin, apply_charge_spin, check_charge_spin
+
 
 def add_parser(subparsers) -> argparse.ArgumentParser:
     p = subparsers.add_parser(
@@ -29,8 +31,13 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
     p.add_argument("-o", "--output", default=None, help="relaxed structure file (extxyz)")
     p.add_argument("--trajectory", default=None, help="ASE trajectory of the steps (.traj)")
     p.add_argument("--device", default=None, help="cpu, cuda, cuda:1 (default: cuda if present)")
-    p.add_argument("--dtype", default=None, choices=["float32", "float64"],
-                   help="run the model in this dtype (default: the checkpoint's)")
+    p.add_argument(
+        "--dtype",
+        default=None,
+        choices=["float32", "float64"],
+        help="run the model in this dtype (default: the checkpoint's)",
+    )
+    add_charge_spin(p)
     return p
 
 
@@ -41,10 +48,20 @@ def run(args) -> int:
     from ..simulate import read_structure, relax
     from ..train.checkpoint import atomic_path
 
-    atoms = read_structure(args.structure, index=int(args.index))
     calc = MLIPCalculator(args.model, device=args.device, dtype=args.dtype)
-    summary = relax(atoms, calc, optimizer=args.optimizer, fmax=args.fmax, steps=args.steps,
-                    cell=args.cell, trajectory=args.trajectory, logfile=sys.stderr)
+    defaults = check_charge_spin(args, calc.model, args.model)
+    atoms = read_structure(args.structure, index=int(args.index))
+    apply_charge_spin(atoms, defaults)
+    summary = relax(
+        atoms,
+        calc,
+        optimizer=args.optimizer,
+        fmax=args.fmax,
+        steps=args.steps,
+        cell=args.cell,
+        trajectory=args.trajectory,
+        logfile=sys.stderr,
+    )
     output = args.output or str(Path(args.structure).with_suffix("")) + "_relaxed.extxyz"
     with atomic_path(output) as tmp:
         ase.io.write(tmp, atoms, format="extxyz")

@@ -1,0 +1,41 @@
+"""Options shared by the verbs that run a model on structures: --charge and --spin."""
+
+from __future__ import annotations
+
+
+def add_charge_spin(p) -> None:
+    p.add_argument(
+        "--charge",
+        type=float,
+        default=None,
+        metavar="E",
+        help="total charge (e) of structures without atoms.info['charge'] (a "
+        "structure's own value wins); only for models with charge/spin conditioning",
+    )
+    p.add_argument(
+        "--spin",
+        type=float,
+        default=None,
+        metavar="2S+1",
+        help="spin multiplicity 2S+1 of structures without atoms.info['spin'] (a "
+        "structure's own value wins); only for models with charge/spin conditioning",
+    )
+
+
+def check_charge_spin(args, model, name) -> dict:
+    """The defaults asked for, refused for a model that would ignore them."""
+    given = {k: getattr(args, k, None) for k in ("charge", "spin")}
+    given = {k: v for k, v in given.items() if v is not None}
+    if given and not getattr(model, "uses_charge_spin", False):
+        option = "/".join(f"--{k}" for k in given)
+        raise ValueError(
+            f"model {name} was trained without charge/spin conditioning; {option} has no effect"
+        )
+    if "spin" in given and given["spin"] < 1:
+        raise ValueError(f"--spin is the multiplicity 2S+1 (>= 1), got {given['spin']:g}")
+    return given
+
+
+def apply_charge_spin(atoms, defaults: dict) -> None:
+    for key, value in defaults.items():
+        atoms.info.setdefault(key, float(value))

@@ -1,0 +1,218 @@
+"""Is an MD run still physical? The watchdog of ``mlip md`` and the checks of
+``scripts/md_stability.py``.
+
+A learned potential that leaves its training distribution can heat a structure to thousands of
+kelvin, pull atoms on top of each other or tear a molecule apart while the integrator reports
+nothing. :class:`Watchdog` checks the state every few steps and raises :class:`MDStopped` with
+the reason; :func:`analyse` runs the same checks over a finished (or killed) run's log and
+trajectory. The limits (:class:`Limits`) and why the defaults are what they are:
+
+- temperature above ``max(5 x target, 2000 K)``: an NVE run started at T settles near T/2 and a
+  thermostat holds T; kinetic-energy fluctuations of even a 15-atom molecule are ~20% of T,
+  so 5x is far outside any equilibrium excursion, and 2000 K keeps cold runs from tripping;
+- two atoms closer than 0.5 Å: shorter than any bond (H2 is 0.74 Å); the model has lost its
+  repulsion;
+- NVE only: the total energy more than 0.01 eV/atom from its start. A trustworthy potential
+  and time step drift by well under 1 meV/atom over a nanosecond (docs/benchmarks.md);
+- molecules (no periodic direction): a change of the number of fragments of the bond graph
+  (covalent radii x 1.5) from the start: a molecule that falls apart.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import asdict, dataclass
+
+import numpy as np
+
+FRAGMENT_MULT = 1.5  # covalent radii factor of the bond graph that counts fragments
+BOND_MULT = 1.2  # covalent radii factor of the bond graph whose changes are reported
+
+
+def default_max_temperature(target: float) -> float:
+    return max(5.0 * float(target), 2000.0)
+
+
+@dataclass
+class Limits:
+    """None (or False for ``fragments``) turns a check off."""
+
+    max_temperature: float | None = 2000.0  # K
+    min_distance: float | None = 0.5  # Å
+    max_drift: float | None = 0.01  # eV/atom, |E_tot - E_tot(start)|; NVE only
+    fragments: bool = True  # molecules only
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+class MDStopped(RuntimeError):
+    """The watchdog stopped a run: ``reason`` is one of temperature, distance, drift,
+    fragments; ``step`` the MD step; the message says what and which limit (option)."""
+
+    def __init__(self, reason: str, step: int, message: str, value: float | None = None):
+        super().__init__(message)
+        self.reason, self.step, self.value = reason, int(step), value
+
+
+def _pairs(atoms, cutoff: float, quantities: str) -> list[np.ndarray]:
+    """vesin half list (minimum image), one entry per pair closer than ``cutoff``."""
+    from vesin import NeighborList
+
+    pbc = np.asarray(atoms.pbc, dtype=bool)
+    box = np.where(pbc[:, None], atoms.cell.array, 0.0) if pbc.any() else np.zeros((3, 3))
+    nl = NeighborList(cutoff=float(cutoff), full_list=False)
+    return nl.compute(atoms.positions, box, pbc.tolist(), quantities=quantities)
+
+
+def closest_distance(atoms, within: float) -> float:
+    """The shortest interatomic distance (minimum image) if it is below ``within``, else inf."""
+    if len(atoms) < 2:
+        return math.inf
+    (d,) = _pairs(atoms, within, "d")
+    return float(d.min()) if len(d) else math.inf
+
+
+def bond_graph(atoms, mult: float = BOND_MULT) -> set[tuple[int, int]]:
+    """Bonded pairs ``(i, j)``, ``i < j``: closer than ``mult`` times the covalent radii sum."""
+    from ase.data import covalent_radii
+
+    if len(atoms) < 2:
+        return set()
+    radii = mult * covalent_radii[atoms.numbers]
+    i, j, d = _pairs(atoms, 2 * float(radii.max()), "ijd")
+    keep = d < radii[i] + radii[j]
+    i, j = i[keep], j[keep]
+    lo, hi = np.minimum(i, j), np.maximum(i, j)
+    return set(zip(lo.tolist(), hi.tolist(), strict=True))
+
+
+def n_fragments(atoms, mult: float = FRAGMENT_MULT) -> int:
+    """Connected pieces of the bond graph (covalent radii x ``mult``)."""
+    from scipy.sparse import coo_matrix
+    from scipy.sparse.csgraph import connected_components
+
+    n = len(atoms)
+    pairs = np.array(sorted(bond_graph(atoms, mult)), dtype=np.int64).reshape(-1, 2)
+    adjacency = coo_matrix((np.ones(len(pairs)), (pairs[:, 0], pairs[:, 1])), shape=(n, n))
+    return int(connected_components(adjacency, directed=False)[0])
+
+
+class Watchdog:
+    """Checks an MD state against :class:`Limits`; :meth:`check` raises :class:`MDStopped`.
+
+    ``reference`` is the run's first state (an ``Atoms`` with momenta and, for the drift, a
+    calculator or ``reference_energy``): the start of a continued run is its trajectory's
+    first frame, not the frame it continues from.
+    """
+
+    def __init__(self, limits: Limits, ensemble: str, reference, reference_energy=None):
+        self.limits, self.n_atoms = limits, len(reference)
+        self.check_drift = limits.max_drift is not None and ensemble == "nve"
+        self.check_fragments = bool(limits.fragments) and not reference.pbc.any()
+        self.e0 = None
+        if self.check_drift:
+            e = reference_energy
+            if e is None:
+                e = reference.get_potential_energy() + reference.get_kinetic_energy()
+            self.e0 = float(e)
+        self.fragments0 = n_fragments(reference) if self.check_fragments else None
+        self.max_drift_seen = 0.0
+
+    def check(self, atoms, step: int) -> None:
+        lim = self.limits
+        t = float(atoms.get_temperature())
+        if not math.isfinite(t) or (lim.max_temperature is not None and t > lim.max_temperature):
+            raise MDStopped(
+                "temperature",
+                step,
+                f"temperature {t:.0f} K above the limit "
+                f"{lim.max_temperature:.0f} K (--max-temperature)",
+                t,
+            )
+        if lim.min_distance is not None:
+            d = closest_distance(atoms, lim.min_distance)
+            if d < lim.min_distance:
+                raise MDStopped(
+                    "distance",
+                    step,
+                    f"two atoms {d:.3f} Å apart, closer than "
+                    f"{lim.min_distance:g} Å (--min-distance)",
+                    d,
+                )
+        if self.check_drift:
+            e = atoms.get_potential_energy() + atoms.get_kinetic_energy()
+            drift = abs(float(e) - self.e0) / self.n_atoms
+            self.max_drift_seen = max(self.max_drift_seen, drift)
+            if not math.isfinite(drift) or drift > lim.max_drift:
+                raise MDStopped(
+                    "drift",
+                    step,
+                    f"total energy {1000 * drift:.1f} meV/atom from "
+                    f"its start, beyond {1000 * lim.max_drift:g} meV/atom "
+                    "(--max-drift)",
+                    drift,
+                )
+        if self.check_fragments:
+            pieces = n_fragments(atoms)
+            if pieces != self.fragments0:
+                raise MDStopped(
+                    "fragments",
+                    step,
+                    f"the structure is in {pieces} fragments, "
+                    f"{self.fragments0} at the start (--no-fragment-check to allow)",
+                    pieces,
+                )
+
+
+def read_log(path) -> dict[str, np.ndarray]:
+    """``mlip md``'s log: a header line of column names, then whitespace-separated rows."""
+    with open(path) as f:
+        header = f.readline().split()
+        rows = [line.split() for line in f if line.strip() and not line.startswith(("#", "Time"))]
+    data = np.array(rows, dtype=float).reshape(-1, len(header))
+    names = [h.split("[")[0].lower() for h in header]
+    return {name: data[:, i] for i, name in enumerate(names)}
+
+
+def analyse(log_path, traj_path, min_distance: float = 0.5) -> dict:
+    """Energy conservation and stability of a run from its log and trajectory: drift (slope of
+    a least-squares line through E_tot(t), meV/atom/ps), largest excursion, temperature range,
+    closest approach, when the bond graph changed (reported only: a proton may hop) and when
+    the structure fragmented. ``stable`` is False for fragments or atoms below
+    ``min_distance``."""
+    import ase.io
+
+    log = read_log(log_path)
+    frames = ase.io.read(traj_path, index=":")
+    n_atoms = len(frames[0])
+    time_ps = log["time"]
+    etot = log["etot"]
+    if len(frames) == len(time_ps) and frames[0].calc is not None:
+        # the trajectory keeps full precision; the log rounds to 0.1 meV
+        etot = np.array([a.get_potential_energy() + a.get_kinetic_energy() for a in frames])
+    slope = np.polyfit(time_ps, etot, 1)[0] if len(time_ps) > 1 else 0.0
+    bonds0, pieces0 = bond_graph(frames[0]), n_fragments(frames[0])
+    changed_at, broke_at, closest = None, None, math.inf
+    for k, atoms in enumerate(frames):
+        closest = min(closest, closest_distance(atoms, max(min_distance, 3.0)))
+        if changed_at is None and bond_graph(atoms) != bonds0:
+            changed_at = k
+        if broke_at is None and n_fragments(atoms) != pieces0:
+            broke_at = k
+    stable = broke_at is None and closest >= min_distance
+    return {
+        "n_atoms": n_atoms,
+        "n_frames": len(frames),
+        "duration_ps": float(time_ps[-1] - time_ps[0]),
+        "drift_mev_per_atom_per_ps": 1000 * float(slope) / n_atoms,
+        "max_deviation_mev_per_atom": 1000 * float(np.abs(etot - etot[0]).max()) / n_atoms,
+        "energy_std_mev_per_atom": 1000 * float(etot.std()) / n_atoms,
+        "temperature_mean": float(log["t"].mean()) if "t" in log else None,
+        "temperature_min": float(log["t"].min()) if "t" in log else None,
+        "temperature_max": float(log["t"].max()) if "t" in log else None,
+        "closest_approach": closest,
+        "bond_graph_changed_at_frame": changed_at,
+        "fragmented_at_frame": broke_at,
+        "stable": stable,
+    }
