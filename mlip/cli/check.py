@@ -3,6 +3,8 @@
 Rotates each structure ``--n-rotations`` times (seeded), reports the energy spread and the
 force error over each rotation orbit (:func:`mlip.testing.equivariance.equivariance_error`),
 optionally with frame averaging applied, a plot against rotation angle and a JSON report.
+For a canonicalized model (``symmetry="canonical"``) it also reports each structure's frame
+conditioning and fallback share (:func:`mlip.models.canonical.frame_report`).
 With ``--max-force-relative`` it exits 1 when the mean relative force error exceeds it (for CI).
 """
 
@@ -57,20 +59,42 @@ def run(args) -> int:
     names = [f"{a.get_chemical_formula()}#{i}" for i, a in enumerate(structures)]
     report = equivariance_error(model, structures, n_rotations=args.n_rotations, seed=args.seed,
                                 reflect=args.reflect, plot=args.plot, names=names)
+    frames = _frame_report(model, structures)
     print(f"{'structure':<24} {'atoms':>5} {'dE spread (eV)':>15} {'F rmse (eV/Å)':>14} "
-          f"{'F relative':>11}")
-    for s in report.structures:
+          f"{'F relative':>11}" + (f" {'frame cond':>10} {'fallback':>8}" if frames else ""))
+    for i, s in enumerate(report.structures):
+        extra = f" {frames[i]['conditioning_min']:>10.2e} {frames[i]['fallback_share']:>8.1%}" \
+            if frames else ""
         print(f"{s.name:<24} {s.n_atoms:>5} {s.energy_spread:>15.3e} {s.force_rmse:>14.3e} "
-              f"{s.force_relative:>11.3e}")
+              f"{s.force_relative:>11.3e}" + extra)
     summary = report.summary
+    if frames:  # the share of all atoms whose learned frame is not fully used
+        n = sum(f["n_atoms"] for f in frames)
+        summary["fallback_share"] = sum(f["fallback_share"] * f["n_atoms"] for f in frames) / n
     print(json.dumps({"model": str(args.model), "frame_average": bool(args.frame_average),
                       "n_rotations": args.n_rotations, "seed": args.seed, **summary}))
     if args.json:
+        full = report.to_dict()
+        if frames:
+            full["summary"]["fallback_share"] = summary["fallback_share"]
+            for s, f in zip(full["structures"], frames):
+                s.update(frame_conditioning_min=f["conditioning_min"],
+                         fallback_share=f["fallback_share"])
         with open(args.json, "w") as f:
-            json.dump(report.to_dict(), f, indent=1)
+            json.dump(full, f, indent=1)
     if args.max_force_relative is not None and \
             summary["force_relative_mean"] > args.max_force_relative:
         print(f"mean relative force error {summary['force_relative_mean']:.3e} exceeds "
               f"{args.max_force_relative:.3e}")
         return 1
     return 0
+
+
+def _frame_report(model, structures) -> list[dict]:
+    """The frame report of a canonicalized model (frame-averaged or not); [] for others."""
+    inner = getattr(model, "inner", model)
+    if getattr(inner, "canonicalizer", None) is None:
+        return []
+    from ..models.canonical import frame_report
+
+    return frame_report(inner, structures)

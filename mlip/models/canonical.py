@@ -54,7 +54,7 @@ from ..nn.tensor_product import CGTensorProduct
 GROUPS = ("O3", "SO3")
 #: per-atom outputs of a canonicalized model (besides the Potential contract's)
 FRAME_CONDITIONING = "frame_conditioning"  # (N,) min_k rho_k, dimensionless
-FRAME_WEIGHT = "frame_weight"  # (N,) G of the last axis: 1 canonical, 0 fully fallen back
+FRAME_WEIGHT = "frame_weight"  # (N, 3) G_k per axis: 1 used, 0 fallen back
 FRAME_PENALTY = "frame_penalty"  # (N,) the training penalty's per-atom term (with grad)
 _LMAX = 2  # l = 2 features make Q v, a second direction that radial weights alone miss
 
@@ -66,9 +66,10 @@ def smooth_step(t: torch.Tensor) -> torch.Tensor:
     return t * t * t * (t * (6.0 * t - 15.0) + 10.0)
 
 
-def fallback_share(weight: torch.Tensor) -> float:
-    """The share of atoms whose frame is not fully used (weight < 1)."""
-    return float((weight < 1.0).double().mean()) if weight.numel() else 0.0
+def fallback_share(weight: torch.Tensor, axis: int = -1) -> float:
+    """The share of atoms whose frame is not fully used: G < 1 on ``axis`` (the last by
+    default, whose weight is the product of all axes'), from ``(N, 3)`` axis weights."""
+    return float((weight[:, axis] < 1.0).double().mean()) if weight.numel() else 0.0
 
 
 class FrameVectors(nn.Module):
@@ -165,7 +166,9 @@ class Canonicalizer(nn.Module):
     def frames(self, vectors: torch.Tensor):
         """Gram-Schmidt of ``(N, 3, K)``: frames ``(N, 3, 3)`` whose columns are the axes
         times their weights G_k, the residual norms ``(N, K)`` and their squares."""
-        floor = (0.5 * self.low) ** 2  # only guards divisions where the weight is 0
+        # Guards the divisions only: residuals above 1e-3 low are exact (reported), and
+        # derivatives stay finite in float32 where the weight (and its slope) is 0.
+        floor = (1e-3 * self.low) ** 2
         axes, squares, gates, gate = [], [], [], None
         for k in range(self.num_axes):
             res = vectors[..., k]
@@ -195,7 +198,7 @@ class Canonicalizer(nn.Module):
             self._records.append(
                 {
                     FRAME_CONDITIONING: rho.min(-1).values if rho.shape[0] else rho.new_zeros(0),
-                    FRAME_WEIGHT: gates[:, -1].detach(),
+                    FRAME_WEIGHT: gates.detach(),
                     FRAME_PENALTY: torch.relu(1.0 - low / self.high**2).square(),
                 }
             )
@@ -219,3 +222,30 @@ class Canonicalizer(nn.Module):
 
     def extra_repr(self) -> str:
         return f"group={self.group}, threshold=({self.low}, {self.high}), penalty={self.penalty}"
+
+
+def frame_report(model, structures) -> list[dict]:
+    """Per ASE structure, one forward of a canonicalized ``model``: its atoms, the smallest
+    frame conditioning, the fallback share (atoms whose full frame has weight < 1), the same
+    per axis (axis k has weight G_1 ... G_k) and the mean weight of the full frame."""
+    from ..data.graph import atoms_to_frame, frame_to_graph, to
+
+    if getattr(model, "canonicalizer", None) is None:
+        raise ValueError(f"{type(model).__name__} has no canonicalizer (symmetry='canonical')")
+    device = model.elements.device
+    rows = []
+    for atoms in structures:
+        graph = to(frame_to_graph(atoms_to_frame(atoms), model.cutoff, validate=False), device)
+        with torch.no_grad():
+            out = model(graph, compute_forces=False)
+        weight, cond = out[FRAME_WEIGHT].double().cpu(), out[FRAME_CONDITIONING].double().cpu()
+        rows.append(
+            {
+                "n_atoms": len(atoms),
+                "conditioning_min": float(cond.min()) if cond.numel() else 0.0,
+                "fallback_share": fallback_share(weight),
+                "axis_fallback_share": [fallback_share(weight, k) for k in range(3)],
+                "frame_weight_mean": float(weight[:, -1].mean()) if weight.numel() else 1.0,
+            }
+        )
+    return rows

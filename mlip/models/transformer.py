@@ -23,6 +23,7 @@ from ..data import keys as K
 from ..nn.attention import NeighbourhoodAttention, Neighbourhoods
 from ..nn.radial import BesselBasis, PolynomialEnvelope
 from .base import Potential
+from .canonical import Canonicalizer
 from .registry import register_model, register_preset
 
 
@@ -99,6 +100,8 @@ class TransformerPotential(Potential):
     edge features, ``distance_basis`` Bessel functions of |r_ij| added to the edge input (0: off),
     ``order_parameters`` lmax of the q_l^2 node inputs (0: off), ``direct_forces`` an explicit
     non-conservative force head (EScAIP style).
+    ``symmetry="canonical"`` reads every edge in its receiver's learned frame: exact O(3)
+    symmetry in one pass (:mod:`mlip.models.canonical`, options in ``canonical``).
     """
 
     def __init__(
@@ -114,6 +117,8 @@ class TransformerPotential(Potential):
         distance_basis: int = 8,
         order_parameters: int = 0,
         readout_hidden: int = 32,
+        symmetry: str = "none",
+        canonical: dict | None = None,
         direct_forces: bool = False,
         pair_repulsion: bool = False,
     ):
@@ -121,9 +126,18 @@ class TransformerPotential(Potential):
         self.dim, self.num_heads = int(dim), int(num_heads)
         # A direct force head is labelled on the instance: checkpoint and calculator read it.
         self.conservative = not direct_forces
+        self.canonicalizer = None
+        if symmetry == "canonical":
+            self.canonicalizer = Canonicalizer(cutoff, len(self.elements), **(canonical or {}))
+            self.resolved_defaults = {"canonical": self.canonicalizer.options}
+        elif symmetry != "none" or canonical:
+            raise ValueError(f"symmetry must be 'none' or 'canonical' (which the canonical "
+                             f"options need), got {symmetry!r}")
         self.envelope = PolynomialEnvelope(cutoff)
         self.distance = BesselBasis(cutoff, distance_basis) if distance_basis else None
         edge_in = 3 + (int(distance_basis) if distance_basis else 0)
+        if self.canonicalizer is not None:
+            edge_in += 3  # the receiver's axis weights: an unknown axis is not a zero one
         self.edge_mlp = nn.Sequential(
             nn.Linear(edge_in, edge_dim), nn.SiLU(), nn.Linear(edge_dim, edge_dim)
         )
@@ -142,10 +156,12 @@ class TransformerPotential(Potential):
         self.force_head = DirectForceHead(self.dim, edge_dim, readout_hidden) if direct_forces \
             else None
 
-    def _edge_features(self, edge_vec, r):
+    def _edge_features(self, edge_vec, r, axis_weights=None):
         parts = [edge_vec / self.cutoff]  # the raw Cartesian vector: the non-equivariant input
         if self.distance is not None:
             parts.append(self.distance(r))
+        if axis_weights is not None:
+            parts.append(axis_weights)
         return self.edge_mlp(torch.cat(parts, -1))
 
     def node_features(self, graph, edge_vec):
@@ -154,7 +170,11 @@ class TransformerPotential(Potential):
         n = graph[K.ATOMIC_NUMBERS].shape[0]
         r = torch.linalg.norm(edge_vec, dim=-1)
         envelope = self.envelope(r)
-        edge_feat = self._edge_features(edge_vec, r)
+        coords, axis_weights = edge_vec, None
+        if self.canonicalizer is not None:  # each edge in its receiver's frame: invariant
+            coords, axis_weights = self.canonicalizer(
+                self.species(graph), edge_vec, r, envelope, sender, receiver, n)
+        edge_feat = self._edge_features(coords, r, axis_weights)
         h = self.embedding(self.species(graph)).to(edge_vec.dtype)
         if self.order is not None:
             h = h + self.order_in(self.order(edge_vec, envelope, receiver, n))
@@ -173,6 +193,19 @@ class TransformerPotential(Potential):
         sender, receiver = graph[K.EDGE_INDEX]
         forces = self.force_head(h, edge_feat, edge_vec, envelope, sender, receiver)
         return out, forces
+
+    def forward(self, graph, *args, **kwargs):
+        """The Potential contract; a canonicalized model adds its per-atom frame report
+        (``frame_conditioning``, ``frame_weight``, ``frame_penalty``: mlip.models.canonical)."""
+        if self.canonicalizer is None:
+            return super().forward(graph, *args, **kwargs)
+        with self.canonicalizer.recording() as records:
+            result = super().forward(graph, *args, **kwargs)
+        return {**result, **records[0]}  # the graph's own call comes before the lone atoms'
+
+    def auxiliary_losses(self, pred: dict) -> dict[str, torch.Tensor]:
+        """The model's own training penalties, which the trainer adds to the loss."""
+        return {} if self.canonicalizer is None else self.canonicalizer.loss(pred)
 
     def embed(self, graph: dict[str, torch.Tensor]) -> torch.Tensor:
         """Pooled embedding of each structure ``(B, dim)``: the mean of its final token states.

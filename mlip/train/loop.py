@@ -258,6 +258,9 @@ class Trainer:
         # processes makes them means over the global batch, so no factor of world here.
         for value in self.symmetry.auxiliary(self.model, graph, pred).values():
             loss = loss + value
+        # The model's own penalties (a canonicalizer's frame conditioning), means likewise.
+        for value in getattr(self.model, "auxiliary_losses", lambda _: {})(pred).values():
+            loss = loss + value
         self.optimizer.zero_grad(set_to_none=True)
         loss.backward()
         distributed.average_gradients(self.trainable, self.ctx)
