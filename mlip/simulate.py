@@ -52,8 +52,14 @@ def _dynamics(
 
         return VelocityVerlet(atoms, timestep=dt)
     if ensemble == "nvt":
+        from ase.constraints import FixCom
         from ase.md.langevin import Langevin
 
+        # The centre of mass stays put through a FixCom constraint: ASE >= 3.28 deprecates
+        # Langevin's own fixcm, which does not sample NVT exactly. With constraints of the
+        # user's (fixed atoms) the frame is pinned already.
+        if not atoms.constraints:
+            atoms.set_constraint(FixCom())
         # ASE's friction is in inverse ASE time units; the CLI takes it per fs.
         return Langevin(
             atoms,
@@ -61,6 +67,7 @@ def _dynamics(
             temperature_K=temperature,
             friction=friction / units.fs,
             rng=np.random.default_rng(seed),
+            fixcm=False,
         )
     if not atoms.pbc.all():
         raise SimulationError("NPT needs a structure periodic in all three directions")

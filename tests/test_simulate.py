@@ -102,3 +102,15 @@ def test_an_unstable_model_is_stopped_and_its_run_so_far_is_readable(model, tmp_
     assert frames[-1].info["md_step"] == step and len(frames) == step // 2 + 1
     assert frames[-1].get_temperature() > 2000
     assert read_log(log)["t"][-1] > 2000
+
+
+@pytest.mark.parametrize("ensemble", ["nve", "nvt"])
+def test_a_default_cpu_run_warns_about_nothing(model, ensemble):
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        summary = run_md(
+            molecule("H2O"), mlip.MLIPCalculator(model, device="cpu"), ensemble=ensemble, steps=2
+        )
+    assert summary["status"] == "completed"
