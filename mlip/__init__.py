@@ -20,6 +20,8 @@ _LAZY = {
     "available_models": "models.registry",
     "build_model": "models.registry",
     "load_model": "models.registry",
+    "load_pretrained": "pretrained",
+    "pretrained_models": "pretrained",
 }
 
 __all__ = [
@@ -28,7 +30,9 @@ __all__ = [
     "available_models",
     "build_model",
     "load_model",
+    "load_pretrained",
     "predict_batched",
+    "pretrained_models",
     "train",
     "tune_malloc",
 ]

@@ -20,6 +20,9 @@ from .data.graph import (
 )
 from .models.base import Potential, resolve_dtype
 
+# atoms.info keys that atoms_to_frame reads as the charge and the spin multiplicity
+_STATE_KEYS = ("charge", "spin", "multiplicity", "spin_multiplicity")
+
 
 def _load(model, device, dtype) -> Potential:
     if isinstance(model, Potential):
@@ -63,6 +66,16 @@ class MLIPCalculator(Calculator):
                 "in MD and relaxations may not converge to a minimum",
                 stacklevel=2,
             )
+
+    def check_state(self, atoms, tol=1e-15):
+        # ASE compares positions, numbers, cell and pbc; the charge and spin in atoms.info
+        # are inputs too, and a changed one must not return the previous state's results.
+        changes = super().check_state(atoms, tol)
+        if self.atoms is not None and any(
+            self.atoms.info.get(k) != atoms.info.get(k) for k in _STATE_KEYS
+        ):
+            changes.append("info")
+        return changes
 
     def _graph(self, atoms):
         # Results of a previous calculator are not inputs.

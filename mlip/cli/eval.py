@@ -13,9 +13,10 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
         description="Compare MODEL's predictions with the reference energies, forces and "
         "stresses in DATA (any format `mlip convert` reads, or an HDF5 cache). Prints MAE and "
         "RMSE of the energy per atom (meV/atom), forces (meV/Å, also per element) and stress "
-        "(meV/Å³, periodic structures only).",
+        "(meV/Å³, periodic structures only), and per (charge, multiplicity) state where the "
+        "data gives charges and spins.",
     )
-    p.add_argument("model", metavar="MODEL", help="checkpoint file (.pt)")
+    p.add_argument("model", metavar="MODEL", help="checkpoint file (.pt) or pretrained name")
     p.add_argument("data", nargs="+", metavar="DATA", help="labelled structure files")
     p.add_argument("--format", default=None, help="reader for DATA (guessed by default)")
     p.add_argument("--json", action="store_true", help="print the metrics as JSON (eV units)")
@@ -78,6 +79,11 @@ def run(args) -> int:
             f"forces {symbol:3s} MAE {1000 * m['forces_mae']:10.3f}  "
             f"RMSE {1000 * m['forces_rmse']:10.3f}  meV/Å  ({m['n_atoms']} atoms)"
         )
+    for state, m in metrics.get("per_state", {}).items():
+        parts = [f"{term} MAE {1000 * m[f'{term}_mae']:.3f} RMSE {1000 * m[f'{term}_rmse']:.3f}"
+                 f" {UNITS_MEV[term]}" for term in ("energy", "forces") if f"{term}_mae" in m]
+        count = f"  ({m['n_structures']} structures)" if "n_structures" in m else ""
+        print(f"charge/spin {state:6s} " + " | ".join(parts) + count)
     for path in metrics.get("plots", []):
         print(f"wrote {path}")
     return 0

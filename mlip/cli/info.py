@@ -22,7 +22,8 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
         "element, scale, whether forces are conservative (-dE/dr) or a direct head, "
         "hyperparameters, package versions and the training summary. Nothing is built or run.",
     )
-    p.add_argument("model", metavar="MODEL", help="checkpoint file (.pt)")
+    p.add_argument("model", metavar="MODEL",
+                   help="checkpoint file (.pt) or pretrained model name (its card is printed)")
     p.add_argument("--json", action="store_true", help="print JSON instead of text")
     return p
 
@@ -169,10 +170,17 @@ def checkpoint_info(path) -> dict:
 
 
 def run(args) -> int:
-    info = checkpoint_info(args.model)
+    from ..pretrained import format_card, model_card, resolve_model
+
+    path = resolve_model(args.model)
+    card = model_card(args.model) if str(path) != args.model else None
+    info = checkpoint_info(path)
     if args.json:
-        print(json.dumps(info, indent=2, default=str))
+        print(json.dumps({**info, "card": card} if card else info, indent=2, default=str))
         return 0
+    if card:
+        print(format_card(card))
+        print()
     forces = "conservative (-dE/dr)" if info["conservative"] else "DIRECT head (not conservative)"
     print(f"checkpoint    {info['path']}")
     print(

@@ -184,6 +184,7 @@ def batch_graphs(
     """
     if not graphs:
         raise ValueError("cannot batch an empty list of graphs")
+    graphs = _with_charge_spin(graphs)
     keys = set.intersection(*(set(g) for g in graphs)) if common_keys else set(graphs[0])
     for i, g in enumerate(graphs[1:], 1):
         if not common_keys and set(g) != keys:
@@ -203,6 +204,25 @@ def batch_graphs(
             ).to(graphs[0][key].device)
         else:
             out[key] = torch.cat([g[key] for g in graphs], dim=0)
+    return out
+
+
+def _with_charge_spin(graphs: list[dict]) -> list[dict]:
+    """Where some graphs give a charge or spin, every graph gets both, missing values by the
+    policy of DESIGN §3 (charge 0, then the lowest multiplicity of the electron count): a batch
+    that mixes charged and plain structures must not drop the charges."""
+    if not any(K.CHARGE in g or K.SPIN in g for g in graphs):
+        return graphs
+    out = []
+    for g in graphs:
+        if K.CHARGE not in g or K.SPIN not in g:
+            g = dict(g)
+            device = g[K.POSITIONS].device
+            charge = g.setdefault(K.CHARGE, torch.zeros(1, dtype=torch.float64, device=device))
+            electrons = int(g[K.ATOMIC_NUMBERS].sum()) - round(float(charge[0]))
+            g.setdefault(K.SPIN, torch.tensor([1.0 + electrons % 2], dtype=torch.float64,
+                                              device=device))
+        out.append(g)
     return out
 
 

@@ -230,7 +230,13 @@ def fit_e0(frames: Iterable[dict]) -> dict[int, float]:
     """Least-squares E0 per element: energy ≈ Σ_Z count_Z · E0_Z over frames with an energy.
 
     With a single composition (one molecule's MD) the system is underdetermined and lstsq gives
-    the minimum-norm solution; use isolated-atom energies there."""
+    the minimum-norm solution; use isolated-atom energies there. Where frames give charges or
+    spins, only those in their default state (neutral, lowest multiplicity) enter: E0 is the
+    neutral reference, and a conditioned model learns the charge states on top of it."""
+    frames = list(frames)
+    default = [f for f in frames if _default_state(f)]
+    if len(default) < len(frames) and default:
+        frames = default
     rows, energies = [], []
     for f in frames:
         if K.ENERGY in f:
@@ -242,6 +248,12 @@ def fit_e0(frames: Iterable[dict]) -> dict[int, float]:
     present = np.nonzero(a.sum(0))[0]
     solution, *_ = np.linalg.lstsq(a[:, present], np.array(energies), rcond=None)
     return {int(z): float(e) for z, e in zip(present, solution)}
+
+
+def _default_state(frame: dict) -> bool:
+    charge = float(frame.get(K.CHARGE, 0.0))
+    electrons = int(np.asarray(frame[K.ATOMIC_NUMBERS]).sum()) - round(charge)
+    return charge == 0 and float(frame.get(K.SPIN, 1 + electrons % 2)) == 1 + electrons % 2
 
 
 def e0_from_isolated(frames: Iterable[dict]) -> dict[int, float]:

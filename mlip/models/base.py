@@ -8,6 +8,8 @@ E0 and scale, isolated atoms, and the checkpoint.
 
 from __future__ import annotations
 
+import warnings
+
 import torch
 from torch import nn
 
@@ -34,8 +36,6 @@ class Potential(nn.Module):
 
     #: whether forces are -dE/dr. A direct force head sets this False and is labelled everywhere.
     conservative: bool = True
-    #: whether the model reads total charge and spin multiplicity (OMol25-style data)
-    uses_charge_spin: bool = False
 
     def __init__(
         self, cutoff: float, elements: list[int], dtype="float64",
@@ -54,6 +54,9 @@ class Potential(nn.Module):
         self.register_buffer("element_index", index, persistent=False)
         self.register_buffer("e0", torch.zeros(119, dtype=torch.float64))
         self.register_buffer("scale", torch.ones((), dtype=torch.float64))
+        # Charge and spin conditioning (mlip.nn.charge_spin), set by a family built with
+        # charge_spin=True; None: the model ignores them and says so once when given a charge.
+        self.electronic = None
         # Optional ZBL wall, added in eV after scaling: it is physics, not a learned output.
         # pair_repulsion: false, true (the default switch-off) or the switch-off fraction.
         from ..nn.repulsion import ZBLRepulsion, repulsion_switch
@@ -73,6 +76,33 @@ class Potential(nn.Module):
     @property
     def dtype(self) -> torch.dtype:
         return resolve_dtype(self.dtype_name)
+
+    @property
+    def uses_charge_spin(self) -> bool:
+        """Whether the model reads total charge and spin multiplicity (OMol25-style data)."""
+        return self.electronic is not None
+
+    def _electronic_energy(self, graph, out):
+        """The charge-state term of a conditioned model; a plain one warns once about a
+        charged or high-spin structure, whose charge and spin it cannot see."""
+        if self.electronic is not None:
+            return out + self.electronic.energy(graph, self.species(graph), out.dtype)
+        if not getattr(self, "_warned_ignored_charge", False) and (
+            K.CHARGE in graph or K.SPIN in graph
+        ):
+            from ..nn.charge_spin import charge_and_spin, electron_counts, lowest_multiplicity
+
+            charge, spin = charge_and_spin(graph)
+            lowest = lowest_multiplicity(electron_counts(graph) - charge.round().long())
+            if bool((charge != 0).any() | (spin != lowest).any()):
+                self._warned_ignored_charge = True
+                warnings.warn(
+                    f"this {type(self).__name__} was built without charge/spin conditioning: it "
+                    "ignores the total charge and multiplicity of charged or high-spin structures "
+                    "(build it with charge_spin=True to use them)",
+                    stacklevel=3,
+                )
+        return out
 
     def set_e0(self, e0: dict[int, float]) -> None:
         for z, value in e0.items():
@@ -138,6 +168,7 @@ class Potential(nn.Module):
         receivers = graph[K.EDGE_INDEX][1]
         has_edge = torch.zeros_like(out, dtype=torch.bool).index_fill(0, receivers, True)
         out = torch.where(has_edge, out, torch.zeros_like(out))
+        out = self._electronic_energy(graph, out)
         # Energies are accumulated in float64 whatever the model dtype: E0 dominates them.
         e0 = self.e0[graph[K.ATOMIC_NUMBERS]]
         node_energy = self.scale * out.to(torch.float64) + e0
@@ -202,12 +233,12 @@ class Potential(nn.Module):
             K.BATCH: torch.arange(n, device=out.device),
             K.NUM_ATOMS: torch.ones(n, dtype=torch.long, device=out.device),
         }
-        for key in (K.CHARGE, K.SPIN):
-            if key in graph:
-                # Charge and spin are properties of the structure, not of a lone atom.
-                lonely[key] = torch.full(
-                    (n,), 0.0 if key == K.CHARGE else 1.0, dtype=self.dtype, device=out.device
-                )
+        if self.electronic is not None:
+            # The reference is each element's lone neutral atom in its default state.
+            from ..nn.charge_spin import lowest_multiplicity
+
+            lonely[K.CHARGE] = torch.zeros(n, dtype=torch.float64, device=out.device)
+            lonely[K.SPIN] = lowest_multiplicity(z).to(torch.float64)
         ref = self.atomic_output(lonely, lonely[K.EDGE_SHIFT])
         if isinstance(ref, tuple):
             ref = ref[0]

@@ -21,6 +21,7 @@ from ..data import keys as K
 from ..kernels._dispatch import select_backend
 from ..kernels.cg_conv import cg_conv
 from ..kernels.gaunt_conv import edge_filter, gaunt_grid_conv
+from ..nn.charge_spin import ElectronicEmbedding
 from ..nn.mixing import EquivariantLinear, Gate, GridMixing
 from ..nn.product import CGPathProduct, SymmetricGridProduct
 from ..nn.radial import BesselBasis, CubicBSplineRadial, PolynomialEnvelope
@@ -239,6 +240,7 @@ class EquivariantPotential(Potential):
         avg_num_neighbors: float = 10.0,
         message_norm: str = "component",
         pair_repulsion: bool = False,
+        charge_spin: bool = False,
     ):
         super().__init__(cutoff, list(elements), dtype, pair_repulsion)
         for key, value, allowed in [("interaction", interaction, INTERACTIONS),
@@ -268,6 +270,8 @@ class EquivariantPotential(Potential):
                        "num_knots": num_knots, "hidden": radial_hidden},
         }
         self.embedding = nn.Embedding(len(self.elements), self.channels[0])
+        if charge_spin:
+            self.electronic = ElectronicEmbedding(len(self.elements), self.channels[0], cutoff)
         scalars_only = (self.channels[0],) + (0,) * self.lmax
         self.layers = nn.ModuleList(
             Layer(self.lmax, scalars_only if t == 0 else self.channels, self.channels, conv, hp)
@@ -292,6 +296,8 @@ class EquivariantPotential(Potential):
         h = edge_vec.new_zeros(n, (self.lmax + 1) ** 2, self.channels[0])
         species = self.species(graph)
         h[:, 0, :] = self.embedding(species).to(edge_vec.dtype)
+        if self.electronic is not None:  # scalars: charge and spin cannot break equivariance
+            h[:, 0, :] += self.electronic.node_features(graph, species, r, receiver, h.dtype)
         out = edge_vec.new_zeros(n)
         inv_avg = self.inv_avg_num_neighbors.to(h.dtype)
         for layer, readout in zip(self.layers, self.readouts):

@@ -135,7 +135,10 @@ def save_model(model: Potential, path, training: dict | None = None) -> None:
 def read_checkpoint(path) -> dict:
     path = Path(path)
     if not path.is_file():
-        raise CheckpointError(f"checkpoint {path} does not exist")
+        from ..pretrained import pretrained_models
+
+        raise CheckpointError(f"checkpoint {path} does not exist, and it is not the name of a "
+                              f"pretrained model ({', '.join(pretrained_models()) or 'none'})")
     try:
         ckpt = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as err:  # torch raises many types for a corrupt or foreign file
@@ -169,8 +172,11 @@ def model_from_checkpoint(ckpt: dict, dtype=None) -> Potential:
 
 
 def load_model(path, device=None, dtype=None) -> Potential:
-    """Load a checkpoint written by :meth:`Potential.save`; ``dtype`` overrides the saved one."""
-    model = model_from_checkpoint(read_checkpoint(path), dtype=dtype)
+    """Load a checkpoint written by :meth:`Potential.save`, or a shipped model by its name
+    (:mod:`mlip.pretrained`); ``dtype`` overrides the saved one."""
+    from ..pretrained import resolve_model
+
+    model = model_from_checkpoint(read_checkpoint(resolve_model(path)), dtype=dtype)
     if device is not None:
         model.to(device)
     return model.eval()

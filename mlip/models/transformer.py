@@ -21,6 +21,7 @@ from torch import nn
 
 from ..data import keys as K
 from ..nn.attention import NeighbourhoodAttention, Neighbourhoods
+from ..nn.charge_spin import ElectronicEmbedding
 from ..nn.radial import BesselBasis, PolynomialEnvelope
 from .base import Potential
 from .canonical import Canonicalizer
@@ -99,7 +100,8 @@ class TransformerPotential(Potential):
     Hyperparameters: ``dim`` token width, ``num_heads``, ``num_layers``, ``edge_dim`` width of the
     edge features, ``distance_basis`` Bessel functions of |r_ij| added to the edge input (0: off),
     ``order_parameters`` lmax of the q_l^2 node inputs (0: off), ``direct_forces`` an explicit
-    non-conservative force head (EScAIP style).
+    non-conservative force head (EScAIP style), ``charge_spin`` total charge and multiplicity
+    as inputs (:mod:`mlip.nn.charge_spin`).
     ``symmetry="canonical"`` reads every edge in its receiver's learned frame: exact O(3)
     symmetry in one pass (:mod:`mlip.models.canonical`, options in ``canonical``).
     """
@@ -121,6 +123,7 @@ class TransformerPotential(Potential):
         canonical: dict | None = None,
         direct_forces: bool = False,
         pair_repulsion: bool = False,
+        charge_spin: bool = False,
     ):
         super().__init__(cutoff, list(elements), dtype, pair_repulsion)
         self.dim, self.num_heads = int(dim), int(num_heads)
@@ -142,6 +145,8 @@ class TransformerPotential(Potential):
             nn.Linear(edge_in, edge_dim), nn.SiLU(), nn.Linear(edge_dim, edge_dim)
         )
         self.embedding = nn.Embedding(len(self.elements), self.dim)
+        if charge_spin:
+            self.electronic = ElectronicEmbedding(len(self.elements), self.dim, cutoff)
         self.order = OrderParameters(order_parameters) if order_parameters else None
         self.order_in = nn.Linear(order_parameters, self.dim, bias=False) if order_parameters \
             else None
@@ -175,7 +180,10 @@ class TransformerPotential(Potential):
             coords, axis_weights = self.canonicalizer(
                 self.species(graph), edge_vec, r, envelope, sender, receiver, n)
         edge_feat = self._edge_features(coords, r, axis_weights)
-        h = self.embedding(self.species(graph)).to(edge_vec.dtype)
+        species = self.species(graph)
+        h = self.embedding(species).to(edge_vec.dtype)
+        if self.electronic is not None:
+            h = h + self.electronic.node_features(graph, species, r, receiver, h.dtype)
         if self.order is not None:
             h = h + self.order_in(self.order(edge_vec, envelope, receiver, n))
         hoods = Neighbourhoods.from_receivers(receiver, n)

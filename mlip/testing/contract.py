@@ -114,8 +114,15 @@ def stress_finite_difference_error(model, atoms: Atoms, h=1e-5, tol=None) -> flo
 
 
 def extensivity_error(model, atoms: Atoms, tol=None) -> float:
-    """A 2x2x2 supercell has 8 times the energy, tiled forces and the same stress."""
+    """A 2x2x2 supercell has 8 times the energy, tiled forces and the same stress. A charged
+    cell's supercell carries 8 times its charge, and 8 times its unpaired electrons beyond
+    those of the neutral cell's lowest multiplicity (the supercell's lowest has none)."""
     big = atoms.repeat((2, 2, 2))
+    if "charge" in atoms.info:
+        big.info["charge"] = 8 * atoms.info["charge"]
+    if "spin" in atoms.info:
+        lowest_unpaired = int(atoms.numbers.sum()) % 2
+        big.info["spin"] = 8 * (atoms.info["spin"] - 1 - lowest_unpaired) + 1
     a, b = evaluate(model, [atoms, big])
     errs = [
         _rel(b["energy"], 8 * a["energy"]),

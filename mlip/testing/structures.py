@@ -66,3 +66,24 @@ def random_rotation(rng, reflect=False) -> np.ndarray:
     if reflect:
         q = -q
     return q
+
+
+def with_charge_spin(atoms: Atoms, charge: int, unpaired_extra: int = 0) -> Atoms:
+    """A copy with ``info["charge"]`` and ``info["spin"]``: the lowest multiplicity that the
+    electron count allows, plus ``2 * unpaired_extra``."""
+    out = atoms.copy()
+    electrons = int(atoms.numbers.sum()) - charge
+    out.info["charge"] = charge
+    out.info["spin"] = 1 + electrons % 2 + 2 * unpaired_extra
+    return out
+
+
+def charged_structures(elements) -> dict[str, Atoms]:
+    """The contract structures in charge states: a high-spin cation, an anion, a cation."""
+    base = contract_structures(elements)
+    return {
+        "triclinic": with_charge_spin(base["triclinic"], +1, unpaired_extra=1),
+        "slab": with_charge_spin(base["slab"], -1),
+        "molecule": with_charge_spin(base["molecule"], +1),
+    }
+

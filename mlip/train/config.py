@@ -37,6 +37,9 @@ class DataConfig:
     format: str | None = None  # reader name; guessed from the file name when None
     reader_options: dict = field(default_factory=dict)
     valid_fraction: float = 0.1
+    # Without a test file: this fraction of train is held out first as a fixed test split
+    # (seeded by split_seed), and valid_fraction is taken from the rest.
+    test_fraction: float = 0.0
     split_seed: int = 0
     max_atoms: int = 512  # per batch (per process under DDP)
     max_edges: int | None = None
@@ -216,6 +219,10 @@ def validate(config: TrainConfig) -> TrainConfig:
         raise ConfigError("data.train is required")
     if not 0 <= d.valid_fraction < 1:
         raise ConfigError(f"data.valid_fraction must be in [0, 1), got {d.valid_fraction}")
+    if not 0 <= d.test_fraction < 1:
+        raise ConfigError(f"data.test_fraction must be in [0, 1), got {d.test_fraction}")
+    if d.test_fraction > 0 and d.test is not None:
+        raise ConfigError("data.test and data.test_fraction both give a test set; keep one")
     _positive("data.max_atoms", d.max_atoms)
     _positive("data.max_edges", d.max_edges)
     _positive("data.batch_size", d.batch_size)

@@ -35,18 +35,22 @@ def collate_targets(graphs: list[dict[str, torch.Tensor]]) -> dict[str, torch.Te
 def errors(pred: dict, graph: dict) -> dict[str, torch.Tensor]:
     """Per-item errors in float64: energy per atom ``(B',)``, forces ``(N', 3)``, stress
     ``(B'', 3, 3)``, each over the items that have a target; forces keep their atoms'
-    element numbers in ``"forces_z"``."""
+    element numbers in ``"forces_z"``, and energies and forces the index of their structure
+    in ``"energy_structure"`` and ``"forces_structure"``."""
     out = {}
     n_atoms = graph[K.NUM_ATOMS].to(torch.float64)
     if K.ENERGY in graph and K.ENERGY in pred:
         ref = graph[K.ENERGY].to(torch.float64)
         ok = torch.isfinite(ref)
         out["energy"] = ((pred[K.ENERGY].to(torch.float64) - ref) / n_atoms)[ok]
+        out["energy_structure"] = torch.nonzero(ok).flatten()
     if K.FORCES in graph and K.FORCES in pred:
         ref = graph[K.FORCES].to(torch.float64)
         ok = torch.isfinite(ref).all(dim=1)
         out["forces"] = (pred[K.FORCES].to(torch.float64) - ref)[ok]
         out["forces_z"] = graph[K.ATOMIC_NUMBERS][ok]
+        if K.BATCH in graph:
+            out["forces_structure"] = graph[K.BATCH][ok]
     if K.STRESS in graph and K.STRESS in pred:
         ref = graph[K.STRESS].to(torch.float64)
         ok = torch.isfinite(ref).flatten(1).all(dim=1) & graph[K.PBC].all(dim=1)

@@ -1,4 +1,5 @@
-"""Error metrics: MAE and RMSE of energy per atom, forces and stress, overall and per element.
+"""Error metrics: MAE and RMSE of energy per atom, forces and stress, overall, per element and
+per (charge, multiplicity) state of the structures that give them.
 
 Sums are accumulated in float64 and reduced across processes by summing, so the metrics of a
 sharded validation set equal those of one process. Values are in eV units; :func:`format_mev`
@@ -12,9 +13,18 @@ import math
 import torch
 from ase.data import chemical_symbols
 
+from ..data import keys as K
 from .losses import TERMS, errors
 
 UNITS_MEV = {"energy": "meV/atom", "forces": "meV/Å", "stress": "meV/Å³"}
+# The (charge, multiplicity) table: charges -MAX_CHARGE..MAX_CHARGE, multiplicities 1..MAX_SPIN
+# (a fixed shape, so processes can sum it); states outside it are counted at its edges.
+MAX_CHARGE, MAX_SPIN = 20, 21
+
+
+def state_label(charge: int, spin: int) -> str:
+    """``"+1/2"``: charge, then multiplicity."""
+    return f"{charge:+d}/{spin}" if charge else f"0/{spin}"
 
 
 class Metrics:
@@ -25,6 +35,8 @@ class Metrics:
         # [sum |e|, sum e^2, count] per term, and per element for forces
         self.sums = torch.zeros(len(TERMS), 3, dtype=torch.float64)
         self.element_sums = torch.zeros(119, 3, dtype=torch.float64)
+        # [energy, forces] x [sum |e|, sum e^2, count] per (charge, multiplicity)
+        self.state_sums = torch.zeros(2 * MAX_CHARGE + 1, MAX_SPIN, 2, 3, dtype=torch.float64)
 
     def update(self, pred: dict, graph: dict) -> None:
         err = errors(pred, graph)
@@ -40,11 +52,29 @@ class Metrics:
             self.element_sums[:, 1].index_add_(0, z, e.square().sum(dim=1))
             self.element_sums[:, 2].index_add_(0, z, torch.full((len(z),), 3.0,
                                                                  dtype=torch.float64))
+        if self.per_element and K.CHARGE in graph and K.SPIN in graph:
+            self._update_states(err, graph)
+
+    def _update_states(self, err, graph) -> None:
+        charge = graph[K.CHARGE].cpu().round().long().clamp(-MAX_CHARGE, MAX_CHARGE) + MAX_CHARGE
+        spin = graph[K.SPIN].cpu().round().long().clamp(1, MAX_SPIN) - 1
+        flat = self.state_sums.view(-1, 2, 3)
+        for t, (term, where) in enumerate((("energy", "energy_structure"),
+                                           ("forces", "forces_structure"))):
+            if term not in err or where not in err or not err[term].numel():
+                continue
+            e = err[term].detach().cpu().reshape(len(err[where]), -1)
+            b = err[where].cpu()
+            cell = charge[b] * MAX_SPIN + spin[b]
+            rows = torch.stack([e.abs().sum(1), e.square().sum(1),
+                                torch.full((len(b),), float(e.shape[1]), dtype=e.dtype)], -1)
+            flat[:, t].index_add_(0, cell, rows)
 
     def all_reduce(self, reduce) -> None:
         """Sum the accumulators over processes with ``reduce(tensor)`` (in place)."""
         reduce(self.sums)
         reduce(self.element_sums)
+        reduce(self.state_sums)
 
     def compute(self) -> dict:
         out = {}
@@ -61,6 +91,19 @@ class Metrics:
                                             "forces_rmse": math.sqrt(sq_sum / n),
                                             "n_atoms": int(n // 3)}
             out["per_element"] = per
+            states = {}
+            for q, s in torch.nonzero(self.state_sums[:, :, :, 2].sum(-1) > 0).tolist():
+                row = {}
+                for t, term in enumerate(("energy", "forces")):
+                    abs_sum, sq_sum, n = self.state_sums[q, s, t].tolist()
+                    if n > 0:
+                        row[f"{term}_mae"] = abs_sum / n
+                        row[f"{term}_rmse"] = math.sqrt(sq_sum / n)
+                        if term == "energy":
+                            row["n_structures"] = int(n)
+                states[state_label(q - MAX_CHARGE, s + 1)] = row
+            if states:
+                out["per_state"] = states
         return out
 
 

@@ -51,6 +51,14 @@ def split_data(config: TrainConfig):
     """(train, valid, test) frame sequences; valid is None when there is no validation set."""
     d = config.data
     frames = read_dataset(d.train, d)
+    test = read_dataset(d.test, d) if d.test is not None else None
+    if d.test_fraction > 0:
+        keep, test_idx = split_indices(len(frames), [1 - d.test_fraction, d.test_fraction],
+                                       seed=d.split_seed)
+        if len(test_idx) == 0 or len(keep) == 0:
+            raise ConfigError(f"data.test_fraction {d.test_fraction} of {len(frames)} frames "
+                              "leaves an empty split")
+        frames, test = Subset(frames, keep), Subset(frames, test_idx)
     if d.valid is not None:
         train, valid = frames, read_dataset(d.valid, d)
     elif d.valid_fraction > 0:
@@ -62,7 +70,6 @@ def split_data(config: TrainConfig):
         train, valid = Subset(frames, train_idx), Subset(frames, valid_idx)
     else:
         train, valid = frames, None
-    test = read_dataset(d.test, d) if d.test is not None else None
     return train, valid, test
 
 
