@@ -35,6 +35,8 @@ def register_reader(name: str, reader: Callable[..., FrameStream]) -> None:
 
 def guess_format(path: str | Path) -> str:
     """The reader for a file name; OUTCARs and other ASE formats need ``format`` or ``ase``."""
+    if Path(path).is_dir() and any(Path(path).glob("*.aselmdb")):
+        return "aselmdb"  # an OMol25 / OMat24 split: a folder of .aselmdb files
     name = Path(path).name.lower()
     for ext in (".xz", ".gz", ".bz2"):
         if name.endswith(ext):

@@ -42,7 +42,9 @@ def read_aselmdb(
     supported=None,
     **options,
 ) -> FrameStream:
-    """Frames of an ``.aselmdb`` file with charge and spin, named ``path:row_id``.
+    """Frames of an ``.aselmdb`` file with charge and spin, named ``path:row_id``; ``path`` may
+    also be a folder of them (an OMol25 split as downloaded: ``train_4M/*.aselmdb``), read in
+    the order of their names.
 
     Options: ``energy_key``, ``forces_key``, ``stress_key``, ``virial_key``. The charge and spin
     are checked by :func:`~mlip.data.validate.check_charge_spin` in the record check.
@@ -57,9 +59,20 @@ def read_aselmdb(
         import ase_db_backends  # noqa: F401 (registers nothing, but fails clearly when absent)
     except ImportError as err:
         raise DataError(f"{path}: reading .aselmdb needs the ase-db-backends package") from err
-    return FrameStream(
-        path,
-        lambda: db_records(path, "aselmdb", selection, keys, extra=_charge_spin),
-        max_bad_fraction,
-        supported,
-    )
+    files = database_files(path)
+
+    def records():
+        for file in files:
+            yield from db_records(file, "aselmdb", selection, keys, extra=_charge_spin)
+
+    return FrameStream(path, records, max_bad_fraction, supported)
+
+
+def database_files(path: str) -> list[str]:
+    """``[path]`` for a file; the sorted ``*.aselmdb`` files of a folder (none is an error)."""
+    if not Path(path).is_dir():
+        return [path]
+    files = sorted(str(p) for p in Path(path).glob("*.aselmdb"))
+    if not files:
+        raise DataError(f"{path}: a folder without .aselmdb files")
+    return files
