@@ -134,7 +134,7 @@ def parse_input(path, cutoff: float) -> MlipInput:
         raise LammpsInputError(f"{where}: pair_style mlip but no pair_coeff * * EL... command")
     new = list(lines)
     new[style.first] = f"pair_style zero {float(cutoff)!r}\n"
-    new[style.first + 1 : style.last + 1] = [""] * (style.last - style.first)
+    new[style.first + 1 : style.last + 1] = ["\n"] * (style.last - style.first)
     before = "".join(new[: coeff.first]) + "pair_coeff * *\n"
     return MlipInput(
         path=where,

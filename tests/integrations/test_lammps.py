@@ -412,3 +412,66 @@ print "$(pe:%.17g) $(press:%.17g)" file thermo.txt screen no
     for key in ("x", "y", "z", "fx", "fy", "fz"):
         np.testing.assert_allclose(two[key], one[key], rtol=0, atol=1e-10)
     np.testing.assert_allclose(thermo2, thermo1, rtol=1e-10)
+
+
+def _molecule_run(model, tmp_path, atoms, symbols):
+    """``run 0`` of ``atoms`` (open box) in LAMMPS and the model's energy through ASE."""
+    atoms = atoms.copy()
+    atoms.positions += 5.0 - atoms.positions.min(0)
+    atoms.cell = lammps_frame_cell(*(atoms.positions.max(0) + 5.0))
+    atoms.pbc = False
+    write_data(tmp_path / "data.lmp", atoms, symbols)
+    write_input(tmp_path / "in.lmp", STATIC.replace("O Cu", " ".join(symbols)), boundary="f f f")
+    assert main(["lammps", model, "in.lmp", "--log", "none", "--screen", "none"]) == 0
+    calc = mlip.MLIPCalculator(model, device="cpu")
+    atoms.calc = calc
+    return np.loadtxt(tmp_path / "thermo.txt")[0], atoms.get_potential_energy()
+
+
+@needs_lammps
+def test_a_pretrained_name_works_as_model(model_path, tmp_path, monkeypatch):
+    """The name goes through load_model's resolution (here a stand-in shipped model)."""
+    import mlip.pretrained
+
+    shipped = tmp_path / "shipped"
+    shipped.mkdir()
+    shutil.copy(model_path, shipped / "cuo-test.pt")
+    (shipped / "cuo-test.yaml").write_text("name: cuo-test\n")
+    monkeypatch.setattr(mlip.pretrained, "_DIR", shipped)
+    monkeypatch.chdir(tmp_path)
+    pe, ref = _molecule_run(
+        "cuo-test", tmp_path, Atoms("CuO", [[0, 0, 0], [1.8, 0, 0]]), ["O", "Cu"]
+    )
+    assert abs(pe - ref) < 1e-9
+
+
+def _shipped():
+    try:
+        from mlip.pretrained import pretrained_models
+    except ImportError:
+        return []
+    return pretrained_models()
+
+
+@needs_lammps
+@pytest.mark.parametrize(
+    "name",
+    _shipped()
+    or [pytest.param("none", marks=pytest.mark.skip(reason="no pretrained model is shipped yet"))],
+)
+def test_each_shipped_model_runs_in_lammps(name, tmp_path, monkeypatch):
+    from ase.build import molecule
+
+    from mlip.models.registry import load_model
+
+    monkeypatch.chdir(tmp_path)
+    known = set(load_model(name).elements.tolist())
+    for formula in ("H2O", "CH4", "NH3", "CO2", "H2"):
+        atoms = molecule(formula)
+        if set(atoms.numbers.tolist()) <= known:
+            break
+    else:
+        pytest.skip(f"{name}: none of the test molecules fits its elements")
+    symbols = sorted(set(atoms.get_chemical_symbols()))
+    pe, ref = _molecule_run(name, tmp_path, atoms, symbols)
+    assert abs(pe - ref) < 1e-6 * max(1.0, abs(ref))
