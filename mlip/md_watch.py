@@ -122,12 +122,12 @@ class Watchdog:
     def check(self, atoms, step: int) -> None:
         lim = self.limits
         t = float(atoms.get_temperature())
-        if not math.isfinite(t) or (lim.max_temperature is not None and t > lim.max_temperature):
+        if lim.max_temperature is not None and not t <= lim.max_temperature:  # NaN too
             raise MDStopped(
                 "temperature",
                 step,
-                f"temperature {t:.0f} K above the limit "
-                f"{lim.max_temperature:.0f} K (--max-temperature)",
+                f"temperature {t:.0f} K above the limit {lim.max_temperature:.0f} K "
+                "(--max-temperature)",
                 t,
             )
         if lim.min_distance is not None:
