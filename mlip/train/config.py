@@ -59,6 +59,8 @@ class LossConfig:
     kind: Literal["mse", "huber"] = "mse"
     huber_delta: float = 0.01
     element_weights: dict = field(default_factory=dict)  # {Z or symbol: weight} on force errors
+    tag_weights: dict = field(default_factory=dict)  # {OC20 tag: weight} on force errors
+    include_fixed: bool = False  # forces of fixed atoms (FixAtoms, "fixed") in the loss
 
 
 @dataclass(frozen=True)
@@ -238,8 +240,12 @@ def validate(config: TrainConfig) -> TrainConfig:
     for key in ("energy_weight", "forces_weight", "stress_weight"):
         _positive(f"loss.{key}", getattr(lo, key), allow_zero=True)
     _positive("loss.huber_delta", lo.huber_delta)
-    for z, w in lo.element_weights.items():
+    for z in lo.element_weights:
         _element(z, "loss.element_weights")
+    for tag, w in lo.tag_weights.items():
+        if not isinstance(tag, int) or isinstance(tag, bool):
+            raise ConfigError(f"loss.tag_weights: tags are integers (0, 1, 2), got {tag!r}")
+        _positive(f"loss.tag_weights[{tag}]", w, allow_zero=True)
         if not _type_ok(w, float) or w < 0:
             raise ConfigError(f"loss.element_weights.{z} must be a number >= 0, got {w!r}")
     _positive("optim.lr", o.lr)

@@ -32,11 +32,13 @@ def collate_targets(graphs: list[dict[str, torch.Tensor]]) -> dict[str, torch.Te
     return collate(graphs)
 
 
-def errors(pred: dict, graph: dict) -> dict[str, torch.Tensor]:
+def errors(pred: dict, graph: dict, include_fixed: bool = False) -> dict[str, torch.Tensor]:
     """Per-item errors in float64: energy per atom ``(B',)``, forces ``(N', 3)``, stress
     ``(B'', 3, 3)``, each over the items that have a target; forces keep their atoms'
     element numbers in ``"forces_z"``, and energies and forces the index of their structure
-    in ``"energy_structure"`` and ``"forces_structure"``."""
+    in ``"energy_structure"`` and ``"forces_structure"``. Atoms held fixed (``fixed``, OC20's
+    subsurface) are left out of the forces unless ``include_fixed``: their reference forces are
+    real, but no relaxation or MD will ever use the model's."""
     out = {}
     n_atoms = graph[K.NUM_ATOMS].to(torch.float64)
     if K.ENERGY in graph and K.ENERGY in pred:
@@ -47,8 +49,12 @@ def errors(pred: dict, graph: dict) -> dict[str, torch.Tensor]:
     if K.FORCES in graph and K.FORCES in pred:
         ref = graph[K.FORCES].to(torch.float64)
         ok = torch.isfinite(ref).all(dim=1)
+        if K.FIXED in graph and not include_fixed:
+            ok = ok & ~graph[K.FIXED]
         out["forces"] = (pred[K.FORCES].to(torch.float64) - ref)[ok]
         out["forces_z"] = graph[K.ATOMIC_NUMBERS][ok]
+        if K.TAGS in graph:
+            out["forces_tag"] = graph[K.TAGS][ok]
         if K.BATCH in graph:
             out["forces_structure"] = graph[K.BATCH][ok]
     if K.STRESS in graph and K.STRESS in pred:
@@ -72,6 +78,8 @@ class WeightedLoss:
         for z, w in element_map(config.element_weights, "loss.element_weights").items():
             table[z] = w
         self.element_weights = table
+        # OC20 tags (0 subsurface, 1 surface, 2 adsorbate): a weight per tag on force errors
+        self.tag_weights = {int(t): float(w) for t, w in config.tag_weights.items()}
 
     def wants_stress(self) -> bool:
         return self.config.stress_weight > 0
@@ -84,7 +92,7 @@ class WeightedLoss:
 
     def terms(self, pred: dict, graph: dict) -> dict[str, tuple[torch.Tensor, torch.Tensor]]:
         """``{term: (sum of penalties, count)}`` for the terms that have targets and weight."""
-        err = errors(pred, graph)
+        err = errors(pred, graph, include_fixed=self.config.include_fixed)
         out = {}
         for term in TERMS:
             if term not in err or self.weights[term] == 0:
@@ -92,6 +100,10 @@ class WeightedLoss:
             rho = self._rho(err[term])
             if term == "forces":
                 w = self.element_weights.to(rho.device)[err["forces_z"]]
+                if self.tag_weights and "forces_tag" in err:
+                    tags = err["forces_tag"]
+                    for tag, weight in self.tag_weights.items():
+                        w = torch.where(tags == tag, w * weight, w)
                 out[term] = ((rho.sum(dim=1) * w).sum(), 3 * w.sum())
             else:
                 out[term] = (rho.sum(), torch.tensor(float(rho.numel()), dtype=torch.float64))
