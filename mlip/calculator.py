@@ -7,7 +7,7 @@ from collections.abc import Iterable
 
 import numpy as np
 import torch
-from ase.calculators.calculator import Calculator, all_changes
+from ase.calculators.calculator import Calculator, PropertyNotImplementedError, all_changes
 
 from .data import keys as K
 from .data.graph import (
@@ -88,6 +88,12 @@ class MLIPCalculator(Calculator):
         # Everything at once (see the class docstring): asking for the stress later must not
         # run the model a second time.
         periodic = bool(self.atoms.pbc.all())
+        if "stress" in properties and not periodic:
+            raise PropertyNotImplementedError(
+                f"stress of {self.atoms.get_chemical_formula()}: a stress needs a cell periodic "
+                f"in all three directions (pbc is {self.atoms.pbc.tolist()}); a slab or a "
+                "molecule has none"
+            )
         graph = self._graph(self.atoms)
         out = self.model(graph, compute_forces=True, compute_stress=periodic)
         self.results = _results(out, periodic)[0]

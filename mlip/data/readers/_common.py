@@ -91,6 +91,14 @@ def check_record(frame: dict, supported: Iterable[int] | None = None) -> None:
         if unknown:
             symbols = [chemical_symbols[u] for u in unknown]
             raise BadRecord(name, f"element(s) {symbols} not supported", K.ATOMIC_NUMBERS)
+    if K.STRESS in frame:
+        # A stress is a derivative per volume: without a 3D periodic cell it means nothing, and
+        # training would have to drop it silently.
+        pbc = np.asarray(frame.get(K.PBC, False), dtype=bool).reshape(-1)
+        volume = abs(np.linalg.det(np.asarray(frame.get(K.CELL, np.zeros((3, 3)))).reshape(3, 3)))
+        if not pbc.all() or volume < 1e-6:
+            raise BadRecord(name, f"a stress needs a 3D periodic cell (pbc {pbc.tolist()}, "
+                            f"volume {volume:.3g} Å³)", K.STRESS)
     try:
         check_charge_spin(frame, name)
     except StructureError as err:

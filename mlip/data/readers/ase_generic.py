@@ -126,5 +126,32 @@ def read_ase(
                 f"{path}: cannot be read past frame {index} as {format or 'auto-detected format'}"
                 f" (truncated or corrupt?): {type(err).__name__}: {err}"
             ) from err
+        if format == "vasp-out":
+            cut = _outcar_cut(path)
+            if cut is not None:
+                yield BadRecord(f"{path}:{cut}", "the file ends inside this ionic step (a run "
+                                "cut off or a partial copy): no energy and forces", "OUTCAR")
 
     return FrameStream(path, records, max_bad_fraction, supported)
+
+
+def _outcar_cut(path: str) -> int | None:
+    """The index of an ionic step that an OUTCAR starts but never finishes, or None.
+
+    ASE's reader silently drops such a step. Each step VASP completes prints the forces
+    (``TOTAL-FORCE``) and then the energy (``free  energy   TOTEN``); a normal end prints
+    ``General timing``. A file that ends otherwise lost its last step."""
+    from ._common import open_text
+
+    forces = energies = 0
+    finished = False
+    with open_text(path) as f:
+        for line in f:
+            if "TOTAL-FORCE" in line:
+                forces += 1
+            elif "free  energy   TOTEN" in line:
+                energies += 1
+            elif "General timing" in line:
+                finished = True
+    complete = min(forces, energies)
+    return None if finished and complete >= forces else complete
