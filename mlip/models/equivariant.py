@@ -22,7 +22,7 @@ from ..kernels._dispatch import select_backend
 from ..kernels.cg_conv import cg_conv
 from ..kernels.gaunt_conv import edge_filter, gaunt_grid_conv
 from ..nn.charge_spin import ElectronicEmbedding
-from ..nn.mixing import EquivariantLinear, Gate, GridMixing
+from ..nn.mixing import EVAL_GRID_KIND, EquivariantLinear, Gate, GridMixing
 from ..nn.product import CGPathProduct, SymmetricGridProduct
 from ..nn.radial import BesselBasis, CubicBSplineRadial, PolynomialEnvelope
 from ..nn.recompute import scatter_messages
@@ -200,7 +200,9 @@ class Layer(nn.Module):
             )
         elif kind == "grid":
             self.update = GridMixing(lmax, conv, channels, grid_resolution=hp["grid_resolution"],
-                                     eval_grid_resolution=hp["eval_grid_resolution"])
+                                     eval_grid_resolution=hp["eval_grid_resolution"],
+                                     grid_kind=hp["grid_kind"],
+                                     eval_grid_kind=hp["eval_grid_kind"])
         else:
             raise ValueError(f"self_connection must be one of {SELF_CONNECTIONS}, got {kind!r}")
 
@@ -237,6 +239,8 @@ class EquivariantPotential(Potential):
         readout_hidden: int = 16,
         grid_resolution: int | None = None,
         eval_grid_resolution: int | None = None,
+        grid_kind: str = "gauss",
+        eval_grid_kind: str | None = None,
         avg_num_neighbors: float = 10.0,
         message_norm: str = "component",
         pair_repulsion: bool = False,
@@ -256,7 +260,10 @@ class EquivariantPotential(Potential):
         if product != "grid" and int(correlation) < 2:
             raise ValueError(f"product {product!r} is the many-body product: it needs "
                              f"correlation >= 2, got {correlation}")
-        self.resolved_defaults = {"message_norm": message_norm}
+        # Checkpoints before format 4 evaluated grid mixing on Gauss grids (the registry says
+        # so when it loads them); new models on Lebedev rules, saved resolved.
+        eval_grid_kind = eval_grid_kind or EVAL_GRID_KIND
+        self.resolved_defaults = {"message_norm": message_norm, "eval_grid_kind": eval_grid_kind}
         self.lmax = int(lmax)
         self.channels = _per_l(channels, self.lmax)
         conv = int(conv_channels or max(self.channels))
@@ -266,6 +273,7 @@ class EquivariantPotential(Potential):
             "element_product": bool(element_product), "product": product,
             "num_species": len(self.elements),
             "eval_grid_resolution": eval_grid_resolution, "message_norm": message_norm,
+            "grid_kind": grid_kind, "eval_grid_kind": eval_grid_kind,
             "radial": {"kind": radial, "cutoff": cutoff, "num_basis": num_basis,
                        "num_knots": num_knots, "hidden": radial_hidden},
         }

@@ -20,7 +20,8 @@ from .base import Potential
 # 2: pair_repulsion is saved as its switch-off fraction; format 1 saved ``true`` for 1.0.
 # 3: the equivariant family's messages default to e3nn's "component" scale (message_norm);
 #    earlier checkpoints were trained with "integral".
-FORMAT_VERSION = 3
+# 4: grid mixing evaluates on a Lebedev rule (eval_grid_kind); earlier ones on a Gauss grid.
+FORMAT_VERSION = 4
 UNITS = {"energy": "eV", "length": "Å", "forces": "eV/Å", "stress": "eV/Å^3"}
 
 _MODELS: dict[str, Callable[..., Potential]] = {}
@@ -161,6 +162,8 @@ def model_from_checkpoint(ckpt: dict, dtype=None) -> Potential:
         hyperparameters["pair_repulsion"] = LEGACY_SWITCH
     if ckpt["format_version"] < 3 and ckpt["model"] == "equivariant":
         hyperparameters.setdefault("message_norm", "integral")
+    if ckpt["format_version"] < 4 and ckpt["model"] == "equivariant":
+        hyperparameters.setdefault("eval_grid_kind", "gauss")
     if dtype is not None:
         hyperparameters["dtype"] = dtype if isinstance(dtype, str) else str(dtype).split(".")[-1]
     model = build_model(ckpt["model"], **hyperparameters)

@@ -16,7 +16,7 @@ from torch import nn
 from ..kernels._dispatch import select_backend
 from ..kernels.grid_mixing import grid_mlp, reference
 from .recompute import chunk_size, map_rows
-from .spherical import FromGrid, S2Grid, ToGrid
+from .spherical import GRID_KINDS, FromGrid, S2Grid, ToGrid, lebedev_degrees
 
 
 def per_degree(channels, lmax: int) -> tuple[int, ...]:
@@ -106,14 +106,24 @@ def default_grid_resolution(lmax: int) -> int:
 
 # Trained weights alias far more than initial ones: facet-s trained on acac had a force error
 # over rotation orbits of 3.9 meV/Å at degree 16, 0.54 at 24 and 0.08 at 32, with the same test
-# error at all three (docs/nn.md). Evaluation therefore uses a finer grid than training; +8
-# degrees costs 1.5x per force call on a small molecule, +16 would cost 2.7x.
+# error at all three (docs/nn.md). Evaluation therefore uses a finer grid than training, 8
+# degrees finer. A Lebedev rule needs about 2/3 of a Gauss grid's points for the same degree,
+# and the first one (with positive weights) past that Gauss degree aliases less than it: for
+# lmax 2, degree 29 has 302 points against 325 at Gauss 24 and 25% less rotation error on
+# scaled-up weights (docs/nn.md). New models evaluate on it; checkpoints before format 4 keep
+# the Gauss grid they were saved with.
 EVAL_RESOLUTION_MARGIN = 8
+EVAL_GRID_KIND = "lebedev"
 
 
-def default_eval_grid_resolution(lmax: int) -> int:
+def default_eval_grid_resolution(lmax: int, kind: str = "gauss") -> int:
     """The grid degree GridMixing evaluates on (``model.eval()``) unless told otherwise."""
-    return default_grid_resolution(lmax) + EVAL_RESOLUTION_MARGIN if lmax > 0 else 0
+    if lmax == 0:
+        return 0
+    degree = default_grid_resolution(lmax) + EVAL_RESOLUTION_MARGIN
+    if kind == "lebedev":
+        return min(n for n in lebedev_degrees() if n > degree)
+    return degree
 
 
 class GridMixing(nn.Module):
@@ -125,33 +135,41 @@ class GridMixing(nn.Module):
     ``channels_out``. The pointwise SiLU makes the function band-unlimited, so the projection
     aliases and equivariance is approximate; the error falls with the grid's exact degree
     (at least 2L) and is measured in docs/nn.md. Training (``module.train()``) uses the grid of
-    degree ``grid_resolution``; evaluation uses the finer ``eval_grid_resolution``: the
-    weights do not depend on the grid, and trained weights need the finer one to keep the
-    rotation error of forces well below a meV/Å. Both grids are buffers outside the state_dict.
+    degree ``grid_resolution`` (``grid_kind``, Gauss by default); evaluation uses the finer
+    ``eval_grid_resolution`` (``eval_grid_kind``, Lebedev by default: fewer points for the same
+    aliasing): the weights do not depend on the grid, and trained weights need the finer one
+    to keep the rotation error of forces under a meV/Å. Both grids are buffers outside the
+    state_dict; a Lebedev degree is rounded up to the next rule with positive weights.
     """
 
     def __init__(self, lmax: int, channels_in, channels_out, hidden: int | None = None,
                  grid_resolution: int | None = None, eval_grid_resolution: int | None = None,
-                 dtype=torch.float64):
+                 dtype=torch.float64, grid_kind: str = "gauss",
+                 eval_grid_kind: str = EVAL_GRID_KIND):
         super().__init__()
         self.lmax = lmax
         c_in = per_degree(channels_in, lmax)
         hidden = int(hidden or max(c_in))
         self.c0 = c_in[0]
+        for key, kind in (("grid_kind", grid_kind), ("eval_grid_kind", eval_grid_kind)):
+            if kind not in GRID_KINDS:
+                raise ValueError(f"{key} must be one of {GRID_KINDS}, got {kind!r}")
         self.grid_resolution = int(grid_resolution or default_grid_resolution(lmax))
         if self.grid_resolution < 2 * lmax:
             raise ValueError(f"grid_resolution must be >= 2 * lmax = {2 * lmax}")
-        self.eval_grid_resolution = int(eval_grid_resolution
-                                        or max(default_eval_grid_resolution(lmax),
-                                               self.grid_resolution))
-        if self.eval_grid_resolution < 2 * lmax:
+        if not eval_grid_resolution:  # never coarser than the training grid
+            eval_grid_resolution = max(default_eval_grid_resolution(lmax, eval_grid_kind),
+                                       self.grid_resolution)
+        if int(eval_grid_resolution) < 2 * lmax:
             raise ValueError(f"eval_grid_resolution must be >= 2 * lmax = {2 * lmax}")
-        grid = S2Grid(self.grid_resolution)
+        grid = S2Grid(self.grid_resolution, grid_kind)
+        self.grid_resolution, self.grid_kind = grid.degree, grid_kind
         self.lift = EquivariantLinear(lmax, c_in, hidden, bias=False)
         self.to_grid, self.from_grid = ToGrid(lmax, grid, dtype), FromGrid(lmax, grid, dtype)
         self.to_fine, self.from_fine = self.to_grid, self.from_grid
-        if self.eval_grid_resolution != self.grid_resolution:
-            fine = S2Grid(self.eval_grid_resolution)
+        fine = S2Grid(int(eval_grid_resolution), eval_grid_kind)
+        self.eval_grid_resolution, self.eval_grid_kind = fine.degree, eval_grid_kind
+        if (fine.degree, eval_grid_kind) != (grid.degree, grid_kind):
             self.to_fine, self.from_fine = ToGrid(lmax, fine, dtype), FromGrid(lmax, fine, dtype)
         self.mlp = nn.Sequential(nn.Linear(hidden, hidden), nn.SiLU(), nn.Linear(hidden, hidden))
         self.out = EquivariantLinear(lmax, (hidden + self.c0,) + (hidden,) * lmax, channels_out)

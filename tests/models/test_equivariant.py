@@ -91,7 +91,7 @@ def test_inference_path_matches_training_path(radial):
     model = mlip.build_model("equivariant", elements=[1, 8], dtype="float64",
                              **{**SMALL, "interaction": "gaunt-grid", "radial": radial,
                                 "self_connection": "grid", "grid_resolution": 8,
-                                "eval_grid_resolution": 8})
+                                "eval_grid_resolution": 8, "eval_grid_kind": "gauss"})
     graph = from_ase(triclinic_crystal([1, 8], n_atoms=8), model.cutoff)
     results = []
     for training in (True, False):
@@ -107,3 +107,34 @@ def test_inference_path_matches_training_path(radial):
     assert any(g.abs().max() > 0 for g in train_grads)
     for a, b in zip(eval_grads, train_grads):
         torch.testing.assert_close(a, b, rtol=1e-10, atol=1e-10)
+
+
+def test_checkpoints_before_format_4_keep_their_gauss_evaluation_grid():
+    # Format 4 made Lebedev rules the evaluation grid of grid mixing; an older checkpoint must
+    # predict what it predicted when saved (a Gauss grid of the same defaults).
+    import torch
+    from ase import Atoms
+
+    import mlip
+    from mlip.data import from_ase
+    from mlip.models.registry import checkpoint_dict, model_from_checkpoint
+
+    hp = {**SMALL, "interaction": "gaunt-grid", "self_connection": "grid"}
+    model = mlip.build_model("equivariant", elements=[1, 6, 8], **hp).eval()
+    assert model.hyperparameters["eval_grid_kind"] == "lebedev"
+    assert model.layers[0].update.to_fine.grid.kind == "lebedev"
+    atoms = Atoms("CHHO", positions=[[0, 0, 0], [1.1, 0, 0], [-0.4, 1.0, 0], [0, 0, 1.3]])
+    graph = from_ase(atoms, model.cutoff)
+    old = checkpoint_dict(model)
+    old["format_version"] = 3
+    del old["hyperparameters"]["eval_grid_kind"]  # saved (resolved) from format 4 on
+    legacy = model_from_checkpoint(old).eval()
+    mixing = legacy.layers[0].update
+    assert (mixing.eval_grid_kind, mixing.eval_grid_resolution) == ("gauss", 24)
+    same = mlip.build_model("equivariant", elements=[1, 6, 8], eval_grid_kind="gauss", **hp)
+    same.load_state_dict(model.state_dict())
+    torch.testing.assert_close(legacy(graph)["forces"], same.eval()(graph)["forces"],
+                               rtol=0, atol=0)
+    current = model_from_checkpoint(checkpoint_dict(model)).eval()
+    torch.testing.assert_close(current(graph)["forces"], model(graph)["forces"], rtol=0, atol=0)
+    assert not torch.equal(legacy(graph)["forces"], model(graph)["forces"])

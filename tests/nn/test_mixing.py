@@ -117,12 +117,34 @@ def test_evaluation_uses_the_finer_grid():
     with torch.no_grad():
         for p in mixing.mlp.parameters():
             p.mul_(4.0)
-    assert mixing.eval_grid_resolution == default_grid_resolution(lmax) + 8
+    assert (mixing.eval_grid_kind, mixing.eval_grid_resolution) == ("lebedev", 29)
     x = ragged(16, lmax, c, seed=4)
     train_err = max(equivariance_error(mixing.train(), x, lmax, r) for r in ROTATIONS)
     eval_err = max(equivariance_error(mixing.eval(), x, lmax, r) for r in ROTATIONS)
     assert eval_err < 0.2 * train_err
     assert mixing.state_dict().keys() == {k for k, _ in mixing.named_parameters()}
-    same = GridMixing(lmax, c, c, hidden=8, grid_resolution=20, eval_grid_resolution=20).double()
+    same = GridMixing(lmax, c, c, hidden=8, grid_resolution=20, eval_grid_resolution=20,
+                      eval_grid_kind="gauss").double()
     same.load_state_dict(mixing.state_dict())
     torch.testing.assert_close(same.eval()(x), same.train()(x), rtol=0, atol=0)
+
+
+def test_lebedev_evaluation_grid_aliases_less_than_the_gauss_grid_it_replaces():
+    # The default evaluation grid (Lebedev 29 for lmax 2, 302 points) against the Gauss grid of
+    # the same margin (degree 24, 325 points), on weights scaled up as training scales them.
+    lmax, c = 2, (6, 6, 6)
+    gen = torch.Generator().manual_seed(5)
+    rotations = [torch.linalg.qr(torch.randn(3, 3, dtype=F64, generator=gen))[0]
+                 for _ in range(4)]
+    x = ragged(16, lmax, c, seed=4)
+    errors, points = {}, {}
+    for kind in ("gauss", "lebedev"):
+        torch.manual_seed(0)
+        mixing = GridMixing(lmax, c, c, hidden=8, eval_grid_kind=kind).double().eval()
+        with torch.no_grad():
+            for p in mixing.mlp.parameters():
+                p.mul_(6.0)
+        points[kind] = len(mixing.to_fine.grid)
+        errors[kind] = max(equivariance_error(mixing, x, lmax, r) for r in rotations)
+    assert points == {"gauss": 325, "lebedev": 302}
+    assert errors["lebedev"] < 0.9 * errors["gauss"], errors

@@ -108,3 +108,28 @@ def test_buffers_not_in_state_dict_and_follow_dtype():
     assert module[1].matrix.dtype == torch.float32
     assert module(x.float()).dtype == torch.float32
     assert ToGrid(2, grid, torch.float32).matrix.dtype == torch.float32
+
+
+@pytest.mark.parametrize("degree", [4, 8, 16, 23, 25])
+def test_lebedev_grid_is_exact_for_its_degree(degree):
+    from mlip.nn.spherical import FromGrid, S2Grid, ToGrid, lebedev_degrees
+
+    grid = S2Grid(degree, "lebedev")
+    # Rounded up to a rule with positive weights: 25 (and 27) have a negative one.
+    assert grid.degree >= degree and grid.degree in lebedev_degrees()
+    assert (grid.weights > 0).all() and grid.degree != 25
+    torch.testing.assert_close(grid.weights.sum(), torch.tensor(4 * torch.pi, dtype=torch.float64))
+    ones = torch.ones(len(grid), dtype=torch.float64)
+    torch.testing.assert_close(grid.directions.norm(dim=-1), ones)
+    lmax = grid.degree // 2
+    eye = FromGrid(lmax, grid).matrix @ ToGrid(lmax, grid).matrix
+    identity = torch.eye((lmax + 1) ** 2, dtype=torch.float64)
+    torch.testing.assert_close(eye, identity, atol=1e-12, rtol=0)
+    assert len(grid) < len(S2Grid(grid.degree))  # fewer points than Gauss for the same degree
+
+
+def test_unknown_grid_kind_is_refused():
+    from mlip.nn.spherical import S2Grid
+
+    with pytest.raises(ValueError, match="kind"):
+        S2Grid(8, "fibonacci")
