@@ -63,6 +63,26 @@ def load_pretrained(name: str, device=None, dtype=None):
     return load_model(pretrained_path(name), device=device, dtype=dtype)
 
 
+def evaluate_on_split(model, config_path, max_atoms: int = 512) -> dict:
+    """The model's errors on the test split of a training config (its test file, or its
+    ``data.test_fraction`` of train), as a run's ``test_metrics.json`` records them. Paths in
+    the config are relative to the working directory, as for ``mlip train``."""
+    from ..evaluate import evaluate
+    from ..train.config import load_config
+    from ..train.prepare import split_data
+
+    test = split_data(load_config(config_path))[2]
+    if test is None:
+        raise ValueError(f"{config_path} has no test set (data.test or data.test_fraction)")
+    return evaluate(model, test, max_atoms=max_atoms)
+
+
+def reproduce_test_errors(name: str) -> dict:
+    """Re-evaluate a shipped model on the split its card names (run from a source checkout,
+    where the card's config and its data are); compare with ``model_card(name)["test"]``."""
+    return evaluate_on_split(load_pretrained(name), model_card(name)["test"]["config"])
+
+
 def format_card(card: dict) -> str:
     """A card as text for a terminal: one field a paragraph, the test errors as a table."""
     lines = [f"{card['name']}: {card.get('summary', '')}".rstrip(": ")]
