@@ -5,7 +5,9 @@ frame-averaged one the plain model wrapped in ``FrameAveraged``), timed in this 
 same prebuilt graphs, calls interleaved round-robin so that a change of load on the machine hits
 all of them alike. Per system: the median time of one energy+forces call (eval mode; stress too
 for the periodic cell) and of one training step (energy+forces with create_graph, a force loss,
-backward), and each model's time relative to the plain Transformer's.
+backward), and each model's time relative to the plain Transformer's. Times are this process's
+CPU time (``time.process_time``, one torch thread): on a shared machine, wall time also counts
+the time the process waits for a core.
 
     python scripts/bench_canonical.py --dtype float32 --repeats 20
 
@@ -86,10 +88,10 @@ def bench(dtype: str, repeats: int, warmup: int = 2) -> list[tuple]:
             times = {name: [] for name in runs}
             for i in range(warmup + repeats):
                 for name, run in runs.items():
-                    t0 = time.perf_counter()
+                    t0 = time.process_time()
                     run()
                     if i >= warmup:
-                        times[name].append(time.perf_counter() - t0)
+                        times[name].append(time.process_time() - t0)
             base = statistics.median(times["transformer-s"])
             for name, t in times.items():
                 med = statistics.median(t)
@@ -110,7 +112,7 @@ def main(argv=None):
         f"{args.dtype}, {args.threads} thread(s), load average {os.getloadavg()[0]:.1f}, "
         f"median of {args.repeats}"
     )
-    print("| system | call | model | time (ms) | vs transformer-s |")
+    print("| system | call | model | CPU time (ms) | vs transformer-s |")
     print("| --- | --- | --- | --- | --- |")
     for system, call, name, t, ratio in rows:
         print(f"| {system} | {call} | {name} | {1e3 * t:.2f} | {ratio:.2f}x |")

@@ -42,21 +42,17 @@ The share of atoms with G < 1 is the fallback share, reported with every predict
 from __future__ import annotations
 
 import contextlib
-import math
 
 import torch
 from torch import nn
 
 from ..nn.radial import BesselBasis
-from ..nn.spherical import degree_index, spherical_harmonics
-from ..nn.tensor_product import CGTensorProduct
 
 GROUPS = ("O3", "SO3")
 #: per-atom outputs of a canonicalized model (besides the Potential contract's)
 FRAME_CONDITIONING = "frame_conditioning"  # (N,) min_k rho_k, dimensionless
 FRAME_WEIGHT = "frame_weight"  # (N, 3) G_k per axis: 1 used, 0 fallen back
 FRAME_PENALTY = "frame_penalty"  # (N,) the training penalty's per-atom term (with grad)
-_LMAX = 2  # l = 2 features make Q v, a second direction that radial weights alone miss
 
 
 def smooth_step(t: torch.Tensor) -> torch.Tensor:
@@ -73,13 +69,19 @@ def fallback_share(weight: torch.Tensor, axis: int = -1) -> float:
 
 
 class FrameVectors(nn.Module):
-    """Equivariant per-atom vectors ``(N, 3, K)`` (columns), each of norm < 1.
+    """Equivariant per-atom vectors ``(N, 3, K)`` (columns), each of norm <= 1.
 
-    A_i = sum_j u_ij t_ij * Y(r_ij) / (1 + sum_j u_ij), degrees 0..2, C channels, with
-    t = tanh(MLP(Bessel(r), species of i and j)); P_i = the CG product of A_i with itself
-    (even paths: O(3), l <= 1) with tanh-bounded weights; the K vectors are unit-norm
-    combinations of the l = 1 rows of A and P. Every factor is bounded, so the conditioning
-    thresholds are on an absolute scale that training cannot inflate.
+    Per channel c, the envelope-weighted moments of degree <= 2 of the neighbour directions,
+    s = sum_j w0 / n, v = sum_j w1 rhat / n and Q = sum_j w2 rhat rhat^T / n with
+    n = 1 + sum_j u_ij and w_l = u_ij tanh(MLP(Bessel(r_ij), species of i and j)); the
+    vectors are unit-norm combinations of v, s v and Q v (tanh-bounded weights). Every factor
+    is bounded, so the conditioning thresholds are on a scale training cannot inflate.
+
+    These are the l <= 2 spherical harmonics and the (0, 1 -> 1) and (2, 1 -> 1) tensor product
+    paths in Cartesian form (rhat is Y_1, rhat rhat^T is Y_2 plus Y_0, up to constants; tested
+    against :func:`mlip.nn.spherical_harmonics` and :class:`mlip.nn.CGTensorProduct`). The
+    Cartesian form takes a fifth of the operations, and operations are what the
+    canonicalizer's cost is made of at these widths. All paths are even: O(3) equivariant.
     """
 
     def __init__(
@@ -99,26 +101,32 @@ class FrameVectors(nn.Module):
         self.radial = nn.Sequential(
             nn.Linear(num_basis + 2 * species_dim, hidden),
             nn.SiLU(),
-            nn.Linear(hidden, (_LMAX + 1) * self.channels),
+            nn.Linear(hidden, 3 * self.channels),
         )
-        self.product = CGTensorProduct(_LMAX, _LMAX, 1, paths="even")
-        self.product_weights = nn.Parameter(torch.randn(self.product.num_paths, self.channels))
-        self.mix = nn.Parameter(torch.randn(2 * self.channels, int(num_vectors)))
-        self.register_buffer("degree", degree_index(_LMAX), persistent=False)
+        self.product_weights = nn.Parameter(torch.randn(2, self.channels))
+        self.mix = nn.Parameter(torch.randn(3 * self.channels, int(num_vectors)))
+        # The degree of each of the 13 moments: 1, rhat (3), rhat rhat^T (9).
+        self.register_buffer("degree", torch.tensor([0] + [1] * 3 + [2] * 9), persistent=False)
+
+    def moments(self, species, edge_vec, r, envelope, receiver, sender, num_nodes):
+        """s ``(N, C)``, v ``(N, 3, C)`` and Q ``(N, 3, 3, C)``."""
+        c, n_edges = self.channels, edge_vec.shape[0]
+        emb = self.species(species).to(edge_vec.dtype)
+        w = torch.tanh(self.radial(torch.cat([self.basis(r), emb[receiver], emb[sender]], -1)))
+        w = (w * envelope[:, None]).view(n_edges, 3, c)[:, self.degree]  # (E, 13, C)
+        unit = edge_vec / r[:, None]
+        outer = (unit[:, :, None] * unit[:, None, :]).reshape(n_edges, 9)
+        basis = torch.cat([torch.ones_like(r)[:, None], unit, outer], -1)  # (E, 13)
+        acc = edge_vec.new_zeros(num_nodes, 13, c).index_add(0, receiver, basis[:, :, None] * w)
+        a = acc / envelope.new_ones(num_nodes).index_add(0, receiver, envelope)[:, None, None]
+        return a[:, 0], a[:, 1:4], a[:, 4:].reshape(num_nodes, 3, 3, c)
 
     def forward(self, species, edge_vec, r, envelope, sender, receiver, num_nodes):
-        c = self.channels
-        emb = self.species(species).to(edge_vec.dtype)
-        t = torch.tanh(self.radial(torch.cat([self.basis(r), emb[receiver], emb[sender]], -1)))
-        t = t.view(-1, _LMAX + 1, c)[:, self.degree] * envelope[:, None, None]
-        msg = spherical_harmonics(_LMAX, edge_vec)[:, :, None] * t  # (E, 9, C)
-        acc = edge_vec.new_zeros(num_nodes, msg.shape[1], c).index_add(0, receiver, msg)
-        count = envelope.new_ones(num_nodes).index_add(0, receiver, envelope)
-        a = acc / count[:, None, None]
-        p = self.product(a, a, torch.tanh(self.product_weights).to(a.dtype))
-        # The l = 1 rows are (x, y, z) times sqrt(3 / 4 pi) in this layout.
-        feats = torch.cat([a[:, 1:4], p[:, 1:4]], -1) * math.sqrt(4 * math.pi / 3)
-        mix = self.mix.to(a.dtype)
+        s, v, q = self.moments(species, edge_vec, r, envelope, receiver, sender, num_nodes)
+        w = torch.tanh(self.product_weights).to(v.dtype)
+        qv = torch.einsum("nijc,njc->nic", q, v)
+        feats = torch.cat([v, s[:, None] * v * w[0], qv * w[1]], -1)  # (N, 3, 3C)
+        mix = self.mix.to(v.dtype)
         return feats @ (mix / torch.linalg.vector_norm(mix, dim=0, keepdim=True))
 
 
@@ -165,43 +173,51 @@ class Canonicalizer(nn.Module):
 
     def frames(self, vectors: torch.Tensor):
         """Gram-Schmidt of ``(N, 3, K)``: frames ``(N, 3, 3)`` whose columns are the axes
-        times their weights G_k, the residual norms ``(N, K)`` and their squares."""
+        times their weights G_k, the residual norms ``(N, K)``, their squares (with grad) and
+        the axis weights ``(N, 3)``."""
         # Guards the divisions only: residuals above 1e-3 low are exact (reported), and
         # derivatives stay finite in float32 where the weight (and its slope) is 0.
         floor = (1e-3 * self.low) ** 2
-        axes, squares, gates, gate = [], [], [], None
+        axes, squares = [], []
         for k in range(self.num_axes):
             res = vectors[..., k]
             for e in axes:
                 res = res - (res * e).sum(-1, keepdim=True) * e
-            q = (res * res).sum(-1)
-            rho = q.clamp_min(floor).sqrt()
-            axes.append(res / rho[:, None])
+            q = (res * res).sum(-1, keepdim=True)
+            axes.append(res / q.clamp_min(floor).sqrt())
             squares.append(q)
-            step = smooth_step((rho - self.low) / (self.high - self.low))
-            gate = step if gate is None else gate * step
-            gates.append(gate)
+        q = torch.cat(squares, -1)
+        rho = q.clamp_min(floor).sqrt()
+        gates = torch.cumprod(smooth_step((rho - self.low) / (self.high - self.low)), -1)
         if self.group == "SO3":
             axes.append(torch.linalg.cross(axes[0], axes[1]))
-            gates.append(gate)
-        frame = torch.stack([g[:, None] * e for g, e in zip(gates, axes)], -1)
-        q = torch.stack(squares, -1)
-        return frame, q.detach().clamp_min(0).sqrt(), q, torch.stack(gates, -1)
+            gates = torch.cat([gates, gates[:, 1:]], -1)
+        frame = torch.stack(axes, -1) * gates[:, None, :]
+        return frame, q.detach().clamp_min(0).sqrt(), q, gates
 
     def forward(self, species, edge_vec, r, envelope, sender, receiver, num_nodes):
         """Edge vectors in their receiver's (weighted) frame ``(E, 3)`` and the receiver's
         axis weights ``(E, 3)``, both invariant."""
+        if edge_vec.shape[0] == 0:  # no neighbours anywhere (the lone-atom reference): no frame
+            if self._records is not None:
+                self._records.append(
+                    {
+                        FRAME_CONDITIONING: edge_vec.new_zeros(num_nodes),
+                        FRAME_WEIGHT: edge_vec.new_zeros(num_nodes, 3),
+                    }
+                )
+            return edge_vec, edge_vec.new_zeros(0, 3)
         vectors = self.vectors(species, edge_vec, r, envelope, sender, receiver, num_nodes)
         frame, rho, q, gates = self.frames(vectors)
         if self._records is not None:
-            low = q.min(-1).values if q.shape[0] else q.new_zeros(0)
-            self._records.append(
-                {
-                    FRAME_CONDITIONING: rho.min(-1).values if rho.shape[0] else rho.new_zeros(0),
-                    FRAME_WEIGHT: gates.detach(),
-                    FRAME_PENALTY: torch.relu(1.0 - low / self.high**2).square(),
-                }
-            )
+            record = {
+                FRAME_CONDITIONING: rho.amin(-1) if rho.shape[0] else rho.new_zeros(0),
+                FRAME_WEIGHT: gates.detach(),
+            }
+            if self.penalty > 0:
+                low = q.amin(-1) if q.shape[0] else q.new_zeros(0)
+                record[FRAME_PENALTY] = torch.relu(1.0 - low / self.high**2).square()
+            self._records.append(record)
         coords = torch.einsum("ej,ejk->ek", edge_vec, frame[receiver])
         return coords, gates[receiver]
 

@@ -3,6 +3,7 @@ molecules and crystals through the calculator, continuity through degenerate con
 the frame report, the conditioning penalty in training, checkpoints and ``mlip check``."""
 
 import json
+import math
 
 import numpy as np
 import pytest
@@ -20,6 +21,7 @@ from mlip.models.canonical import (
     fallback_share,
     frame_report,
 )
+from mlip.nn import CGTensorProduct, spherical_harmonics
 from mlip.testing import contract as C
 from mlip.testing.mixin import PotentialContract
 from mlip.testing.structures import contract_structures, random_rotation
@@ -134,7 +136,7 @@ def test_frame_report_names_the_degenerate_atoms(model):
     mol = contract_structures([1, 6, 8])["molecule"]
     out = model(from_ase(mol, model.cutoff))
     weight = out[FRAME_WEIGHT]
-    assert weight.shape == (len(mol), 3) and out[FRAME_PENALTY].requires_grad
+    assert weight.shape == (len(mol), 3) and FRAME_PENALTY not in out  # penalty 0
     assert torch.all((weight >= 0) & (weight <= 1)) and torch.all(weight.diff(dim=1) <= 0)
     rows = frame_report(model, [cases["fcc"], mol])
     assert rows[0]["fallback_share"] == 1.0 and rows[0]["n_atoms"] == 4
@@ -162,6 +164,30 @@ def test_frames_are_orthonormal_and_follow_the_input():
     assert torch.allclose(rho[used].prod(-1), torch.linalg.det(vectors[used]).abs())
 
 
+def test_cartesian_moments_are_mlips_spherical_harmonics_and_cg_paths():
+    """FrameVectors' rhat, rhat rhat^T and Q v are the l <= 2 harmonics and the (0, 1 -> 1),
+    (2, 1 -> 1) tensor product paths of mlip.nn, in Cartesian form."""
+    torch.manual_seed(0)
+    vec = torch.randn(64, 5, 3, dtype=torch.float64)  # 64 neighbourhoods of 5 neighbours
+    unit = vec / vec.norm(dim=-1, keepdim=True)
+    sh = spherical_harmonics(2, vec)  # (64, 5, 9)
+    assert torch.allclose(sh[..., 1:4], unit * math.sqrt(3 / (4 * math.pi)), atol=1e-14)
+    a, b = torch.randn(2, 64, 5, 1, dtype=torch.float64)  # per-neighbour radial weights
+    q = torch.einsum("njx,njy->nxy", a * unit, unit)
+    v = (b * unit).sum(1)
+    cg = CGTensorProduct(2, 2, 1, paths="even")
+    x1, x2 = (a * sh).sum(1)[..., None], (b * sh).sum(1)[..., None]
+    paths = []
+    for path in ((0, 1, 1), (2, 1, 1)):
+        onehot = torch.zeros(cg.num_paths, 1, dtype=torch.float64)
+        onehot[cg.paths.index(path)] = 1.0
+        paths.append(cg(x1, x2, onehot)[:, 1:4, 0].reshape(-1))
+    basis = torch.stack(paths, -1)
+    target = torch.einsum("nxy,ny->nx", q, v).reshape(-1)
+    coef = torch.linalg.lstsq(basis, target[:, None]).solution
+    assert torch.allclose(basis @ coef, target[:, None], atol=1e-12)
+
+
 def test_so3_frames_are_exact_for_rotations_only():
     model = small(canonical={"group": "SO3"})
     atoms = contract_structures([1, 6, 8])["molecule"]
@@ -176,7 +202,8 @@ def _scan(model, structures):
     shares, weights = [], []
     if getattr(model, "canonicalizer", None) is not None:
         batch = batch_graphs([from_ase(a, model.cutoff) for a in structures])
-        weight = model(batch, compute_forces=False)[FRAME_WEIGHT]
+        with torch.no_grad():
+            weight = model(batch, compute_forces=False)[FRAME_WEIGHT]
         for w in weight.split([len(a) for a in structures]):
             shares.append([fallback_share(w, k) for k in range(3)])
             weights.append(w.mean(0).tolist())
