@@ -84,8 +84,10 @@ def check_charge_spin(frame: dict, name: str | None = None) -> None:
     if not np.isfinite(charge) or abs(charge - round(charge)) > 1e-6:
         raise StructureError(f"{where}: total charge must be an integer, got {charge}")
     n_electrons = int(np.asarray(frame["atomic_numbers"]).sum()) - round(charge)
-    if n_electrons < 0:
-        raise StructureError(f"{where}: charge {charge:+g} leaves {n_electrons} electrons")
+    if n_electrons <= 0:
+        # Bare nuclei are no chemistry an MLIP is trained on, and have no electrons to pair.
+        raise StructureError(f"{where}: charge {charge:+g} leaves "
+                             f"{'no' if n_electrons == 0 else n_electrons} electrons")
     if spin is None:
         return
     spin = float(np.asarray(spin))
