@@ -66,7 +66,7 @@ def build_mace(dtype: str):
 class Runner:
     """One model's calculator and its model-only call on a prebuilt graph."""
 
-    def __init__(self, name: str, dtype: str, atoms):
+    def __init__(self, name: str, dtype: str, atoms, device: str = "cpu"):
         import torch
 
         self.name = name
@@ -75,15 +75,15 @@ class Runner:
             from mace.data import AtomicData, config_from_atoms
             from mace.tools import AtomicNumberTable, torch_geometric
 
-            model = build_mace(dtype)
+            model = build_mace(dtype).to(device)
             default = torch.get_default_dtype()
-            self.calc = MACECalculator(models=model, device="cpu", default_dtype=dtype)
+            self.calc = MACECalculator(models=model, device=device, default_dtype=dtype)
             torch.set_default_dtype(default)  # MACECalculator sets the global default
             data = AtomicData.from_config(config_from_atoms(atoms),
                                           z_table=AtomicNumberTable([29]), cutoff=CUTOFF)
             batch = torch_geometric.Batch.from_data_list([data]).to_dict()
-            batch = {k: (v.to(getattr(torch, dtype)) if torch.is_tensor(v)
-                         and v.is_floating_point() else v) for k, v in batch.items()}
+            batch = {k: (v.to(device, getattr(torch, dtype) if v.is_floating_point() else v.dtype)
+                         if torch.is_tensor(v) else v) for k, v in batch.items()}
             self.model_only = lambda: model(batch, training=False, compute_force=True,
                                             compute_stress=True)["energy"].item()
             self.params = sum(p.numel() for p in model.parameters())
@@ -91,11 +91,12 @@ class Runner:
             import mlip
             from mlip.calculator import MLIPCalculator
             from mlip.data import from_ase
+            from mlip.data.graph import to
 
             torch.manual_seed(0)
             model = mlip.build_model(name, elements=[29], cutoff=CUTOFF, dtype=dtype).eval()
-            self.calc = MLIPCalculator(model, device="cpu")
-            graph = from_ase(atoms, CUTOFF)
+            self.calc = MLIPCalculator(model, device=device)
+            graph = to(from_ase(atoms, CUTOFF), device)
             self.model_only = lambda: model(graph, compute_forces=True,
                                             compute_stress=True)["energy"].item()
             self.params = sum(p.numel() for p in model.parameters())
@@ -111,7 +112,7 @@ class Runner:
 def worker_time(args) -> dict:
     """Interleaved timings of every model at one size (median over repeats)."""
     structures = [cu_supercell(args.size, seed=s) for s in range(args.repeats + 1)]
-    runners = [Runner(m, args.dtype, structures[0]) for m in args.models]
+    runners = [Runner(m, args.dtype, structures[0], args.device) for m in args.models]
     for r in runners:  # warm-up: first calls allocate and build caches
         r.calculator_call(structures[0])
         r.model_only()
@@ -133,18 +134,24 @@ def worker_time(args) -> dict:
 def worker_memory(args) -> dict:
     """Peak resident memory of one calculator call in this fresh process."""
     atoms = cu_supercell(args.size)
-    runner = Runner(args.models[0], args.dtype, atoms)
+    import torch
+
+    runner = Runner(args.models[0], args.dtype, atoms, args.device)
     before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
     t0 = time.perf_counter()
     runner.calculator_call(cu_supercell(args.size, seed=1))
     seconds = time.perf_counter() - t0
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-    return {"peak_mb": peak / 1024, "before_mb": before / 1024, "first_call_s": seconds}
+    out = {"peak_mb": peak / 1024, "before_mb": before / 1024, "first_call_s": seconds}
+    if args.device.startswith("cuda"):  # the device's peak; ru_maxrss is the host's
+        out["cuda_peak_mb"] = torch.cuda.max_memory_allocated() / 2**20
+    return out
 
 
 def spawn(args, mode: str, size: int, models: list[str]) -> dict | None:
     cmd = [sys.executable, __file__, "--worker", mode, "--size", str(size), "--models", *models,
-           "--dtype", args.dtype, "--repeats", str(args.repeats), "--threads", str(args.threads)]
+           "--dtype", args.dtype, "--repeats", str(args.repeats), "--threads", str(args.threads),
+           "--device", args.device]
     env = {**os.environ, "OMP_NUM_THREADS": str(args.threads)}
     out = subprocess.run(cmd, capture_output=True, text=True, env=env)
     if out.returncode != 0:
@@ -161,6 +168,7 @@ def main(argv=None):
     parser.add_argument("--dtype", default="float32", choices=["float32", "float64"])
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--device", default="cpu", help="cpu or cuda")
     parser.add_argument("--mace-max-atoms", type=int, default=4000,
                         help="skip MACE above this size (it needs ~3.5 MB per atom)")
     parser.add_argument("--no-memory", action="store_true", help="timings only")
@@ -181,7 +189,7 @@ def main(argv=None):
         return
 
     print(f"torch {torch.__version__}, {platform.processor() or platform.machine()}, "
-          f"{args.threads} threads, {args.dtype}, cutoff {CUTOFF} Å, "
+          f"{args.threads} threads, {args.device}, {args.dtype}, cutoff {CUTOFF} Å, "
           f"load average at start {os.getloadavg()[0]:.1f}", flush=True)
     results: dict = {}
     for n in args.sizes:
