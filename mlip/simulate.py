@@ -163,7 +163,17 @@ def run_md(
     )
     dyn.nsteps = start  # log time, frame steps and ASE's observer schedule continue from here
     watchdog = Watchdog(limits, ensemble, reference if reference is not None else atoms)
+    first = reference if reference is not None else atoms
+    e_start = None
+    if first.calc is not None:  # the model's call for the first step, cached
+        e_start = first.get_potential_energy() + first.get_kinetic_energy()
     mode = "a" if restart else "w"
+    header = not (
+        restart
+        and logfile is not None
+        and Path(logfile).is_file()
+        and Path(logfile).stat().st_size > 0
+    )
     traj = Trajectory(trajectory, mode, atoms) if trajectory is not None else None
     log_file = open(logfile, mode) if logfile is not None else None  # noqa: SIM115
     bar = tqdm(
@@ -171,7 +181,7 @@ def run_md(
     )
     status = {"status": "completed"}
     try:
-        logger = MDLogger(dyn, atoms, log_file, header=not restart) if log_file else None
+        logger = MDLogger(dyn, atoms, log_file, header=header) if log_file else None
 
         def record():
             step = dyn.nsteps
@@ -196,7 +206,7 @@ def run_md(
                 "stop_message": str(stop),
                 "stopped_at_step": stop.step,
             }
-            log.warning("MD stopped at step %d: %s", stop.step, stop)
+            log.debug("MD stopped at step %d: %s", stop.step, stop)  # the summary says it
     finally:
         bar.close()
         if traj is not None:
@@ -204,9 +214,6 @@ def run_md(
         if log_file is not None:
             log_file.close()
     n = len(atoms)
-    e_start = watchdog.e0
-    if e_start is None and reference is not None and reference.calc is not None:
-        e_start = reference.get_potential_energy() + reference.get_kinetic_energy()
     e_now = atoms.get_potential_energy() + atoms.get_kinetic_energy()
     done = int(dyn.nsteps)
     return {

@@ -49,7 +49,7 @@ def md_step(args) -> int:
         model = model.to(device).eval().set_kernel_backend(backend)
         for label, stress in (("ef", False), ("efs", True)):
             try:
-                t, peak = _time(model, graph, stress, device, args.repeats)
+                t, peak = _time(model, graph, stress, device, args.repeats, args.warmup)
                 row[f"{label}_ms"], row[f"{label}_peak_mib"] = 1e3 * t, peak / 2**20
             except Exception as err:  # a backend that fails is a result, not an abort
                 row[f"{label}_error"] = f"{type(err).__name__}: {str(err)[:200]}"
@@ -66,8 +66,9 @@ def md_step(args) -> int:
     lines = [
         f"### {args.preset} MD step, {len(atoms)}-atom fcc Cu, {args.dtype}, {name}",
         "",
-        f"{n_edges} edges, 5 Å cutoff; median of {args.repeats} calls after a warm-up; "
-        "peak = torch.cuda.max_memory_allocated during the call above the model and graph.",
+        f"{n_edges} edges, 5 Å cutoff; median of {args.repeats} calls after {args.warmup} "
+        "warm-up calls; peak = torch.cuda.max_memory_allocated during the call above the "
+        "model and graph.",
         "",
         "| backend | E+F (ms) | peak (MiB) | E+F+S (ms) | peak (MiB) |",
         "|---|---|---|---|---|",
@@ -85,15 +86,15 @@ def md_step(args) -> int:
     return 0 if all("ef_ms" in r for r in rows) else 1
 
 
-def _time(model, graph, stress, device, repeats):
+def _time(model, graph, stress, device, repeats, warmup):
     import torch
 
     def call():
         out = model(graph, compute_forces=True, compute_stress=stress)
         return out["forces"].sum().item()  # waits for the device
 
-    call()
-    call()
+    for _ in range(warmup):  # Triton compiles and the caching allocator fills on the first call
+        call()
     if device.type == "cuda":
         torch.cuda.synchronize()
         torch.cuda.reset_peak_memory_stats(device)
@@ -154,6 +155,23 @@ def junit(path: Path) -> dict:
     }
 
 
+def verbose(text: str) -> dict | None:
+    """Outcome counts from ``pytest -v`` lines (``path::test PASSED``), or None."""
+    found = re.findall(r"^(\S+::\S+) (PASSED|FAILED|SKIPPED|ERROR|XFAIL|XPASS)", text, re.M)
+    if not found:
+        return None
+    outcomes = [o for _, o in found]
+    failed = [t for t, o in found if o in ("FAILED", "ERROR")]
+    return {
+        "tests": len(found),
+        "passed": outcomes.count("PASSED"),
+        "failures": outcomes.count("FAILED"),
+        "errors": outcomes.count("ERROR"),
+        "skipped": outcomes.count("SKIPPED"),
+        "failed_tests": failed,
+    }
+
+
 def losses(text: str) -> list[list[float]] | None:
     m = re.search(r"step, torch loss, triton loss:(.*)", text)
     if not m:
@@ -188,12 +206,20 @@ def report(args) -> int:
         xml = out / f"{s['name']}.xml"
         if xml.exists():
             entry["pytest"] = junit(xml)
+        elif verbose(text):  # killed before pytest wrote its XML: the -v lines so far
+            entry["pytest"] = verbose(text)
         collected = re.search(r"(\d+)(?:/\d+)? tests? collected", text)
         if collected:
             entry["collected"] = int(collected.group(1))
         curve = losses(text)
         if curve is not None:
             entry["losses"] = curve
+        data = out / f"{s['name'].split('_', 1)[-1]}.json"  # md_step.json, bench_inference.json
+        if data.exists():
+            try:
+                entry["data"] = json.loads(data.read_text())
+            except ValueError:
+                entry["data"] = None
         found = tables(text)
         if (out / f"{s['name']}.md").exists():
             found = tables((out / f"{s['name']}.md").read_text())
@@ -248,6 +274,7 @@ def main(argv=None) -> int:
     m.add_argument("--device", default="cuda")
     m.add_argument("--backends", nargs="+", default=["torch", "triton"])
     m.add_argument("--repeats", type=int, default=5)
+    m.add_argument("--warmup", type=int, default=2)
     r = sub.add_parser("report", help="summary.md and summary.json from the steps' output")
     r.add_argument("dir")
     args = p.parse_args(argv)

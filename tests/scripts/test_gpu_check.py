@@ -27,8 +27,9 @@ def test_dry_run_starts_every_step(tmp_path):
         "1_gpu_tests",
         "2_training",
         "3_md_step",
-        "4_bench_kernels",
+        "4_bench_model",
         "5_bench_inference",
+        "6_bench_conv",
     ]
     assert set(status.values()) == {"ok"} and summary["dry_run"] is True
     md = json.loads((tmp_path / "md_step.json").read_text())
@@ -67,3 +68,9 @@ def test_report_parses_tables_tests_and_loss_curves(tmp_path):
     text = (tmp_path / "summary.md").read_text()
     assert "NVIDIA H200" in text and "| x | failed (exit 1) | 3 |" in text
     assert "| 10 | 0.75 | 0.75 | 1.33e-07 |" in text
+    # a pytest step killed before its XML: the -v lines so far
+    (tmp_path / "x.xml").unlink()
+    (tmp_path / "x.log").write_text("tests/k.py::a PASSED [ 50%]\ntests/k.py::b FAILED [100%]\n")
+    gpu_check.main(["report", str(tmp_path)])
+    step = json.loads((tmp_path / "summary.json").read_text())["steps"][0]
+    assert step["pytest"]["passed"] == 1 and step["pytest"]["failed_tests"] == ["tests/k.py::b"]
