@@ -18,6 +18,22 @@ from ..data import keys as K
 DTYPES = {"float32": torch.float32, "float64": torch.float64}
 
 
+def atomic_number(element) -> int:
+    """An element given as a symbol ("Cu") or an atomic number (29, "29") as its number."""
+    from ase.data import atomic_numbers
+
+    if isinstance(element, str) and element.strip() in atomic_numbers:
+        return atomic_numbers[element.strip()]
+    try:
+        z = int(element)
+    except (TypeError, ValueError):
+        raise ValueError(f"unknown element {element!r}: give a symbol or an atomic number") \
+            from None
+    if not 1 <= z <= 118:
+        raise ValueError(f"unknown element {element!r}: atomic numbers are 1 to 118")
+    return z
+
+
 def resolve_dtype(dtype) -> torch.dtype:
     if isinstance(dtype, torch.dtype):
         return dtype
@@ -46,7 +62,7 @@ class Potential(nn.Module):
             raise ValueError("a model needs at least one element")
         self.cutoff = float(cutoff)
         self.dtype_name = dtype if isinstance(dtype, str) else str(dtype).split(".")[-1]
-        elements = sorted(int(z) for z in elements)
+        elements = sorted(set(atomic_number(z) for z in elements))
         self.register_buffer("elements", torch.tensor(elements, dtype=torch.long))
         # Z -> row of per-element tables; -1 for elements the model was not built for.
         index = torch.full((119,), -1, dtype=torch.long)

@@ -116,8 +116,10 @@ def new_model(config: TrainConfig, train) -> tuple[torch.nn.Module, dict]:
     if _accepts(probe, "elements") and "elements" not in hp:
         hp["elements"] = stats.elements
     elif missing:
-        raise ConfigError(f"the training data has elements {missing} that "
-                          f"model.hyperparameters.elements lacks")
+        from ase.data import chemical_symbols
+
+        raise ConfigError(f"the training data has elements {[chemical_symbols[z] for z in missing]}"
+                          " that model.hyperparameters.elements lacks")
     if _accepts(probe, "avg_num_neighbors") and "avg_num_neighbors" not in hp:
         hp["avg_num_neighbors"] = float(stats.mean_num_neighbors)
     torch.manual_seed(config.run.seed)
