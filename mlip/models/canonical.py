@@ -71,17 +71,17 @@ def fallback_share(weight: torch.Tensor, axis: int = -1) -> float:
 class FrameVectors(nn.Module):
     """Equivariant per-atom vectors ``(N, 3, K)`` (columns), each of norm <= 1.
 
-    Per channel c, the envelope-weighted moments of degree <= 2 of the neighbour directions,
-    s = sum_j w0 / n, v = sum_j w1 rhat / n and Q = sum_j w2 rhat rhat^T / n with
+    Per channel c, the envelope-weighted moments of degree 1 and 2 of the neighbour
+    directions, v = sum_j w1 rhat / n and Q = sum_j w2 (rhat rhat^T - I/3) / n with
     n = 1 + sum_j u_ij and w_l = u_ij tanh(MLP(Bessel(r_ij), species of i and j)); the
-    vectors are unit-norm combinations of v, s v and Q v (tanh-bounded weights). Every factor
-    is bounded, so the conditioning thresholds are on a scale training cannot inflate.
+    vectors are unit-norm combinations of v, Q v and Q^2 v (tanh-bounded weights). Every
+    factor is bounded, so the conditioning thresholds are on a scale training cannot inflate.
 
-    These are the l <= 2 spherical harmonics and the (0, 1 -> 1) and (2, 1 -> 1) tensor product
-    paths in Cartesian form (rhat is Y_1, rhat rhat^T is Y_2 plus Y_0, up to constants; tested
-    against :func:`mlip.nn.spherical_harmonics` and :class:`mlip.nn.CGTensorProduct`). The
-    Cartesian form takes a fifth of the operations, and operations are what the
-    canonicalizer's cost is made of at these widths. All paths are even: O(3) equivariant.
+    These are the l = 1, 2 spherical harmonics and the (2, 1 -> 1) tensor product path in
+    Cartesian form (rhat is Y_1, rhat rhat^T - I/3 is Y_2, up to constants; tested against
+    :func:`mlip.nn.spherical_harmonics` and :class:`mlip.nn.CGTensorProduct`). The Cartesian
+    form takes a fifth of the operations, and operations are what the canonicalizer's cost is
+    made of at these widths. All paths are even: O(3) equivariant.
     """
 
     def __init__(
@@ -123,9 +123,15 @@ class FrameVectors(nn.Module):
 
     def forward(self, species, edge_vec, r, envelope, sender, receiver, num_nodes):
         s, v, q = self.moments(species, edge_vec, r, envelope, receiver, sender, num_nodes)
+        # The traceless part (l = 2 alone): its trace would only add multiples of v.
+        eye = torch.eye(3, dtype=q.dtype, device=q.device)[None, :, :, None]
+        q = q - eye * torch.einsum("niic->nc", q)[:, None, None, :] / 3
         w = torch.tanh(self.product_weights).to(v.dtype)
         qv = torch.einsum("nijc,njc->nic", q, v)
-        feats = torch.cat([v, s[:, None] * v * w[0], qv * w[1]], -1)  # (N, 3, 3C)
+        qqv = torch.einsum("nijc,njc->nic", q, qv)
+        # v, Q v, Q^2 v: a Krylov sequence, three independent directions for a generic
+        # neighbourhood even where the radial weights of all channels agree.
+        feats = torch.cat([v, qv * w[0], qqv * w[1]], -1)  # (N, 3, 3C)
         mix = self.mix.to(v.dtype)
         return feats @ (mix / torch.linalg.vector_norm(mix, dim=0, keepdim=True))
 
@@ -147,7 +153,7 @@ class Canonicalizer(nn.Module):
         channels: int = 8,
         num_basis: int = 8,
         hidden: int = 32,
-        threshold=(0.002, 0.01),
+        threshold=(5e-4, 2.5e-3),
         penalty: float = 0.0,
     ):
         super().__init__()

@@ -165,8 +165,9 @@ def test_frames_are_orthonormal_and_follow_the_input():
 
 
 def test_cartesian_moments_are_mlips_spherical_harmonics_and_cg_paths():
-    """FrameVectors' rhat, rhat rhat^T and Q v are the l <= 2 harmonics and the (0, 1 -> 1),
-    (2, 1 -> 1) tensor product paths of mlip.nn, in Cartesian form."""
+    """FrameVectors' rhat, rhat rhat^T and Q v (Q traceless) are the l <= 2 harmonics and the
+    (2, 1 -> 1) tensor product path of mlip.nn, in Cartesian form; with the trace, Q v adds
+    the (0, 1 -> 1) path."""
     torch.manual_seed(0)
     vec = torch.randn(64, 5, 3, dtype=torch.float64)  # 64 neighbourhoods of 5 neighbours
     unit = vec / vec.norm(dim=-1, keepdim=True)
@@ -183,9 +184,16 @@ def test_cartesian_moments_are_mlips_spherical_harmonics_and_cg_paths():
         onehot[cg.paths.index(path)] = 1.0
         paths.append(cg(x1, x2, onehot)[:, 1:4, 0].reshape(-1))
     basis = torch.stack(paths, -1)
-    target = torch.einsum("nxy,ny->nx", q, v).reshape(-1)
-    coef = torch.linalg.lstsq(basis, target[:, None]).solution
-    assert torch.allclose(basis @ coef, target[:, None], atol=1e-12)
+    for target, columns in (
+        (q, [0, 1]),
+        (q - torch.eye(3) * q.diagonal(0, 1, 2).sum(-1)[:, None, None] / 3, [1]),
+    ):
+        target = torch.einsum("nxy,ny->nx", target, v).reshape(-1, 1)
+        coef = torch.linalg.lstsq(basis[:, columns], target).solution
+        assert torch.allclose(basis[:, columns] @ coef, target, atol=1e-12)
+    # and fails without the path it needs
+    coef = torch.linalg.lstsq(basis[:, :1], target).solution
+    assert not torch.allclose(basis[:, :1] @ coef, target, atol=1e-3)
 
 
 def test_so3_frames_are_exact_for_rotations_only():
