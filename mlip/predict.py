@@ -10,10 +10,10 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from ._io import atomic_path
 from .data import keys as K
 from .data.graph import batch_graphs, frame_to_graph, input_frame, matrix_to_voigt, to
 from .data.readers import DataError, read_frames
-from .train.checkpoint import atomic_path
 
 log = logging.getLogger("mlip.predict")
 

@@ -15,8 +15,8 @@ from pathlib import Path
 import numpy as np
 from ase import units
 
+from ._io import atomic_path
 from .md_watch import Limits, MDStopped, Watchdog, default_max_temperature
-from .train.checkpoint import atomic_path
 
 log = logging.getLogger("mlip.simulate")
 

@@ -44,9 +44,9 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
 def run(args) -> int:
     import ase.io
 
+    from .._io import atomic_path
     from ..calculator import MLIPCalculator
     from ..simulate import read_structure, relax
-    from ..train.checkpoint import atomic_path
 
     calc = MLIPCalculator(args.model, device=args.device, dtype=args.dtype)
     defaults = check_charge_spin(args, calc.model, args.model)

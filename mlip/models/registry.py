@@ -7,7 +7,6 @@ scale, units, versions, conservative, training}``, loadable with ``torch.load(we
 from __future__ import annotations
 
 import os
-import tempfile
 from collections.abc import Callable
 from pathlib import Path
 
@@ -115,18 +114,12 @@ def checkpoint_dict(model: Potential, training: dict | None = None) -> dict:
 
 def atomic_save(obj, path: str | os.PathLike) -> None:
     """torch.save to a temporary file beside ``path``, then rename: never a half-written file."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            torch.save(obj, f)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    from .._io import atomic_path
+
+    with atomic_path(path) as tmp, open(tmp, "wb") as f:
+        torch.save(obj, f)
+        f.flush()
+        os.fsync(f.fileno())
 
 
 def save_model(model: Potential, path, training: dict | None = None) -> None:

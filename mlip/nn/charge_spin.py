@@ -13,8 +13,9 @@ and a charge spreads thinner over a larger system. Each atom's pair of shares th
 Both read the deviation from the structure's default state (neutral, the lowest multiplicity
 that its electron count allows), and are zero without one: on a structure in that state a
 conditioned model equals the same model without conditioning, exactly. So the isolated-atom,
-extensivity and locality contracts hold unchanged for default states, a plain checkpoint's weights fine-tune into a conditioned model
-without changing its neutral predictions, and charge and spin act only as deviations.
+extensivity and locality contracts hold unchanged for default states, a plain checkpoint's
+weights fine-tune into a conditioned model without changing its neutral predictions, and
+charge and spin act only as deviations.
 docs/architecture.md ("Charge and spin") says what such an extensive model cannot represent.
 """
 

@@ -8,35 +8,13 @@ Everything is tensors and plain Python types, so ``torch.load(weights_only=True)
 
 from __future__ import annotations
 
-import contextlib
-import os
 import random
-import tempfile
-from pathlib import Path
 
 import numpy as np
 import torch
 
+from .._io import atomic_path, atomic_write_text  # noqa: F401 (their home before mlip._io)
 from ..models.registry import CheckpointError, atomic_save, checkpoint_dict, read_checkpoint
-
-
-def atomic_write_text(path, text: str) -> None:
-    with atomic_path(path) as tmp:
-        Path(tmp).write_text(text)
-
-
-@contextlib.contextmanager
-def atomic_path(path):
-    """Yield a temporary path beside ``path``; rename it into place only if the block succeeds."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=path.suffix, dir=path.parent)
-    os.close(fd)
-    try:
-        yield tmp
-        os.replace(tmp, path)
-    finally:
-        Path(tmp).unlink(missing_ok=True)
 
 
 def rng_state() -> dict:
