@@ -51,16 +51,9 @@ def available_models() -> list[str]:
 
 
 def _load_builtin() -> None:
-    # Importing the model modules registers them.
-    try:
-        from . import equivariant  # noqa: F401
-    except ImportError:
-        pass
-
-    try:
-        from . import transformer  # noqa: F401
-    except ImportError:  # the Transformer family is optional until it lands
-        pass
+    # Importing the families registers them. An ImportError inside one is a bug to show as
+    # it is, never an "unknown model".
+    from . import equivariant, transformer  # noqa: F401
 
 
 def build_model(name: str, **hyperparameters) -> Potential:
