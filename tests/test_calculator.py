@@ -171,6 +171,12 @@ def test_one_model_call_per_structure(model, order):
     atoms.positions[0, 0] += 0.01  # a changed structure is computed again, once
     atoms.get_forces(), atoms.get_stress()
     assert len(counting.calls) == 2
+    mol = molecule("H2O")  # no stress for a molecule, and asking for it costs no call
+    mol.calc = calc
+    mol.get_potential_energy()
+    with pytest.raises(PropertyNotImplementedError):
+        mol.get_stress()
+    assert len(counting.calls) == 3 and counting.calls[2]["compute_stress"] is False
 
 
 def test_inference_builds_no_graph_for_a_second_derivative(model):
