@@ -114,9 +114,10 @@ def worker_time(args) -> dict:
     """Interleaved timings of every model at one size (median over repeats)."""
     structures = [cu_supercell(args.size, seed=s) for s in range(args.repeats + 1)]
     runners = [Runner(m, args.dtype, structures[0], args.device) for m in args.models]
-    for r in runners:  # warm-up: first calls allocate and build caches
-        r.calculator_call(structures[0])
-        r.model_only()
+    for _ in range(args.warmup):  # first calls allocate and build caches
+        for r in runners:
+            r.calculator_call(structures[0])
+            r.model_only()
     calc_t = {r.name: [] for r in runners}
     cpu_t = {r.name: [] for r in runners}
     model_t = {r.name: [] for r in runners}
@@ -156,6 +157,7 @@ def worker_memory(args) -> dict:
 def spawn(args, mode: str, size: int, models: list[str]) -> dict | None:
     cmd = [sys.executable, __file__, "--worker", mode, "--size", str(size), "--models", *models,
            "--dtype", args.dtype, "--repeats", str(args.repeats), "--threads", str(args.threads),
+           "--warmup", str(args.warmup),
            "--device", args.device]
     env = {**os.environ, "OMP_NUM_THREADS": str(args.threads)}
     out = subprocess.run(cmd, capture_output=True, text=True, env=env)
@@ -172,6 +174,7 @@ def main(argv=None):
     parser.add_argument("--models", nargs="+", default=["facet-s", "mace"])
     parser.add_argument("--dtype", default="float32", choices=["float32", "float64"])
     parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--warmup", type=int, default=1, help="untimed calls per model first")
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--device", default="cpu", help="cpu or cuda")
     parser.add_argument("--mace-max-atoms", type=int, default=4000,
