@@ -18,19 +18,25 @@ from .data.readers import DataError, read_frames
 log = logging.getLogger("mlip.predict")
 
 
-def _frames(path: str, format: str | None) -> Iterator[dict]:
+def _frames(path: str, format: str | None):
+    """The frames of a file; a reader's stream keeps its count of skipped bad records."""
     if not Path(path).exists():
         raise DataError(f"{path}: no such file")
     if Path(path).suffix.lower() in (".h5", ".hdf5"):
-        from .data.hdf5 import HDF5Dataset
+        return _hdf5_frames(path)
+    # Prediction skips and reports every bad structure and writes the rest: the bad-fraction
+    # limit protects a training set, not a file of structures to predict.
+    return read_frames(path, format=format, max_bad_fraction=1.0)
 
-        ds = HDF5Dataset(path)
-        for i in range(len(ds)):
-            frame = ds[i]
-            frame.setdefault("name", f"{path}:{i}")
-            yield frame
-        return
-    yield from read_frames(path, format=format)
+
+def _hdf5_frames(path: str) -> Iterator[dict]:
+    from .data.hdf5 import HDF5Dataset
+
+    ds = HDF5Dataset(path)
+    for i in range(len(ds)):
+        frame = ds[i]
+        frame.setdefault("name", f"{path}:{i}")
+        yield frame
 
 
 def _atoms(frame: dict, result: dict):
