@@ -1,6 +1,29 @@
-"""Options shared by the verbs that run a model on structures: --charge and --spin."""
+"""Options shared by the verbs that run a model on structures: --charge and --spin, and
+argument types that refuse impossible numbers at the command line, naming the option."""
 
 from __future__ import annotations
+
+import argparse
+import math
+
+
+def number(kind=float, minimum=None, strict=False, unit=""):
+    """An argparse type: ``kind`` parsed, finite, and >= ``minimum`` (> with ``strict``)."""
+
+    def parse(text: str):
+        try:
+            value = kind(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"expected a number, got {text!r}") from None
+        if not math.isfinite(value):
+            raise argparse.ArgumentTypeError(f"expected a finite number, got {text!r}")
+        if minimum is not None and (value <= minimum if strict else value < minimum):
+            bound = f"{'>' if strict else '>='} {minimum}{' ' + unit if unit else ''}"
+            raise argparse.ArgumentTypeError(f"must be {bound}, got {text}")
+        return value
+
+    parse.__name__ = kind.__name__  # argparse names the type in its messages
+    return parse
 
 
 def add_charge_spin(p) -> None:

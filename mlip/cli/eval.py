@@ -60,6 +60,12 @@ def run(args) -> int:
     frames = []
     for path in args.data:
         frames.extend(_frames(path, args.format, read_frames))
+    from ..data import keys as K
+
+    if not any(key in f for f in frames for key in (K.ENERGY, K.FORCES, K.STRESS)):
+        raise ValueError(f"{', '.join(args.data)}: no reference energy, forces or stress in "
+                         f"{len(frames)} structure(s), nothing to compare with (mlip predict "
+                         "writes predictions for unlabelled structures)")
     pairs = {} if args.plots else None
     metrics = evaluate(model, frames, max_atoms=args.max_atoms, device=device, predictions=pairs)
     if args.plots:

@@ -6,7 +6,7 @@ import argparse
 import json
 import sys
 
-from ._options import add_charge_spin, apply_charge_spin, check_charge_spin
+from ._options import add_charge_spin, apply_charge_spin, check_charge_spin, number
 
 #: exit status of a run that the watchdog stopped (1 is an error, 130 an interruption)
 STOPPED = 3
@@ -46,17 +46,19 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
     )
     p.add_argument("--index", default="-1", help="frame of STRUCTURE to start from (default -1)")
     p.add_argument("--ensemble", choices=["nve", "nvt", "npt"], default="nve")
-    p.add_argument("--temperature", type=float, default=300.0, help="K (default 300)")
-    p.add_argument("--timestep", type=float, default=0.5, help="fs (default 0.5)")
+    p.add_argument("--temperature", type=number(minimum=0, unit="K"), default=300.0,
+                   help="K (default 300)")
+    p.add_argument("--timestep", type=number(minimum=0, strict=True, unit="fs"), default=0.5,
+                   help="fs (default 0.5)")
     p.add_argument(
         "--steps",
-        type=int,
+        type=number(int, minimum=0),
         default=1000,
         help="steps of the whole run, a continued one included (default 1000)",
     )
     p.add_argument(
         "--interval",
-        type=int,
+        type=number(int, minimum=1),
         default=10,
         help="steps between log lines, trajectory frames and watchdog checks (default 10)",
     )
@@ -71,10 +73,13 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
     p.add_argument(
         "--overwrite", action="store_true", help="replace an existing --trajectory and --log"
     )
-    p.add_argument("--friction", type=float, default=0.01, help="NVT Langevin friction, 1/fs")
-    p.add_argument("--tdamp", type=float, default=100.0, help="NPT thermostat time, fs")
+    p.add_argument("--friction", type=number(minimum=0), default=0.01,
+                   help="NVT Langevin friction, 1/fs")
+    p.add_argument("--tdamp", type=number(minimum=0, strict=True, unit="fs"), default=100.0,
+                   help="NPT thermostat time, fs")
     p.add_argument("--pressure", type=float, default=0.0, help="NPT pressure, GPa")
-    p.add_argument("--pdamp", type=float, default=1000.0, help="NPT barostat time, fs")
+    p.add_argument("--pdamp", type=number(minimum=0, strict=True, unit="fs"), default=1000.0,
+                   help="NPT barostat time, fs")
     p.add_argument("--seed", type=int, default=0, help="seed of the initial velocities")
     w = p.add_argument_group("watchdog (each limit off with 'none')")
     w.add_argument(

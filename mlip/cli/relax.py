@@ -7,7 +7,7 @@ import json
 import sys
 from pathlib import Path
 
-from ._options import add_charge_spin, apply_charge_spin, check_charge_spin
+from ._options import add_charge_spin, apply_charge_spin, check_charge_spin, number
 
 
 def add_parser(subparsers) -> argparse.ArgumentParser:
@@ -25,8 +25,10 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
     p.add_argument("structure", metavar="STRUCTURE", help="structure to relax")
     p.add_argument("--index", default="-1", help="frame of STRUCTURE (default -1)")
     p.add_argument("--optimizer", choices=["fire", "bfgs"], default="fire")
-    p.add_argument("--fmax", type=float, default=0.05, help="force threshold, eV/Å (0.05)")
-    p.add_argument("--steps", type=int, default=1000, help="at most this many steps (1000)")
+    p.add_argument("--fmax", type=number(minimum=0, strict=True, unit="eV/Å"), default=0.05,
+                   help="force threshold, eV/Å (0.05)")
+    p.add_argument("--steps", type=number(int, minimum=0), default=1000,
+                   help="at most this many steps (1000)")
     p.add_argument("--cell", action="store_true", help="relax the cell as well")
     p.add_argument("-o", "--output", default=None, help="relaxed structure file (extxyz)")
     p.add_argument("--trajectory", default=None, help="ASE trajectory of the steps (.traj)")

@@ -126,10 +126,22 @@ def read_checkpoint(path) -> dict:
 
         raise CheckpointError(f"checkpoint {path} does not exist, and it is not the name of a "
                               f"pretrained model ({', '.join(pretrained_models()) or 'none'})")
+    import zipfile
+
+    if not zipfile.is_zipfile(path):
+        raise CheckpointError(f"{path} is not an mlip checkpoint: not a file written by "
+                              "torch.save (an mlip checkpoint is a zip archive)")
     try:
         ckpt = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as err:  # torch raises many types for a corrupt or foreign file
-        raise CheckpointError(f"{path} is not a readable mlip checkpoint: {err}") from None
+        # Only torch's first line: its advice to retry with weights_only=False would run
+        # whatever code a file from elsewhere carries.
+        if "weights only" in str(err).lower() or "weights_only" in str(err):
+            reason = ("it holds Python objects besides tensors and plain data, which mlip never "
+                      "unpickles: they could run code")
+        else:
+            reason = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+        raise CheckpointError(f"{path} is not a readable mlip checkpoint: {reason}") from None
     if not isinstance(ckpt, dict) or "format_version" not in ckpt:
         raise CheckpointError(f"{path} is not an mlip checkpoint (no format_version)")
     if ckpt["format_version"] > FORMAT_VERSION:

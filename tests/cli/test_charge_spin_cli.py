@@ -64,3 +64,21 @@ def test_charge_option_reaches_the_model(models, tmp_path):
         assert atoms.info["charge"] == int(charge)
         energies.append(atoms.get_potential_energy())
     assert energies[0] != energies[1]
+
+
+def test_boundary_checks(models, tmp_path, capsys):
+    """Impossible numbers are refused at the command line, naming the option (issue #26)."""
+    path = tmp_path / "water.xyz"
+    write(path, molecule("H2O"))
+    model = str(models / "plain.pt")
+    for argv, message in [
+        (["md", model, str(path), "--temperature", "-5"], "--temperature: must be >= 0 K"),
+        (["md", model, str(path), "--timestep", "0"], "--timestep: must be > 0 fs"),
+        (["md", model, str(path), "--steps", "-1"], "--steps: must be >= 0"),
+        (["relax", model, str(path), "--fmax", "nan"], "--fmax: expected a finite number"),
+    ]:
+        with pytest.raises(SystemExit) as exit_:
+            main(argv)
+        assert exit_.value.code == 2 and message in capsys.readouterr().err
+    assert main(["eval", model, str(path)]) == 1  # no reference values: nothing to compare
+    assert "no reference energy, forces or stress" in capsys.readouterr().err
