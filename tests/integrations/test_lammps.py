@@ -475,3 +475,18 @@ def test_each_shipped_model_runs_in_lammps(name, tmp_path, monkeypatch):
     symbols = sorted(set(atoms.get_chemical_symbols()))
     pe, ref = _molecule_run(name, tmp_path, atoms, symbols)
     assert abs(pe - ref) < 1e-6 * max(1.0, abs(ref))
+
+
+@needs_lammps
+def test_swapped_masses_and_fixes_before_pair_coeff_are_warned_about(model_path, two_types):
+    # data.lmp gives type 1 the mass of O and type 2 that of Cu: this map swaps the elements.
+    write_input(
+        two_types / "in.lmp",
+        "fix early all setforce 0.0 0.0 0.0\npair_style mlip\npair_coeff * * Cu O\nrun 0\n",
+    )
+    with pytest.warns(UserWarning) as record:
+        run_lammps(model_path, "in.lmp", log=None, screen="none")
+    messages = [str(w.message) for w in record]
+    assert any("fix(es) early were defined before pair_coeff" in m for m in messages)
+    assert any("type 1 is Cu (63.546 u) but has mass 15.999" in m for m in messages)
+    assert any("type 2 is O (15.999 u) but has mass 63.546" in m for m in messages)
