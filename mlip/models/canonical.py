@@ -36,7 +36,7 @@ C-infinity axis, e.g., every neighbour lies on the axis, which is kept). Energie
 differentiable everywhere (the frame's derivatives are bounded, ~1/threshold[0], wherever its
 weight is nonzero), so forces are continuous along any path, including through degenerate
 configurations. The weights G are also backbone inputs, so it can tell "unknown" from "zero".
-The share of atoms with G < 1 is the fallback share, reported with every prediction.
+The share of atoms with G_3 < 1 is the fallback share, reported with every prediction.
 """
 
 from __future__ import annotations

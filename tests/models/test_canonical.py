@@ -2,8 +2,10 @@
 molecules and crystals through the calculator, continuity through degenerate configurations,
 the frame report, the conditioning penalty in training, checkpoints and ``mlip check``."""
 
+import csv
 import json
 import math
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -362,3 +364,33 @@ def test_mlip_check_reports_the_fallback(model, tmp_path, capsys):
     assert 4 / 13 <= summary["fallback_share"] <= 1.0
     full = json.loads((tmp_path / "r.json").read_text())
     assert full["structures"][1]["fallback_share"] == 1.0
+
+
+def test_the_trainer_adds_the_conditioning_penalty(tmp_path):
+    import ase.io
+
+    from mlip.train import train
+
+    data = tmp_path / "acac.xyz"
+    source = Path(__file__).resolve().parents[2] / "datasets" / "acac" / "train_300K.xyz"
+    ase.io.write(data, ase.io.read(source, index=":8"), format="extxyz")
+    losses = []
+    for penalty in (0.0, 1e4):
+        config = {
+            "model": {
+                "name": "transformer-s",
+                "hyperparameters": {**CANONICAL, "canonical": {"penalty": penalty}},
+            },
+            "data": {"train": str(data), "valid_fraction": 0.25, "max_atoms": 60},
+            "run": {
+                "epochs": 1,
+                "dtype": "float64",
+                "run_dir": str(tmp_path / f"run{penalty}"),
+                "tensorboard": False,
+            },
+        }
+        train(config)
+        with open(tmp_path / f"run{penalty}" / "metrics.csv") as f:
+            losses.append(float(list(csv.DictReader(f))[0]["train_loss"]))
+    # The penalty (<= its weight per step) is in the loss the optimizer saw.
+    assert losses[1] > losses[0] + 100
