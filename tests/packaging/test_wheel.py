@@ -1,4 +1,5 @@
-"""The wheel contains every subpackage, with kernels/ installed as mlip.kernels."""
+"""The wheel contains every subpackage, with kernels/ installed as mlip.kernels, and the shipped
+models with their cards."""
 
 import subprocess
 import sys
@@ -26,7 +27,7 @@ def wheel(tmp_path_factory):
            str(out), str(ROOT)]
     proc = subprocess.run(cmd, capture_output=True, text=True)
     assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-2000:]
-    (path,) = out.glob("mlip-*.whl")
+    (path,) = out.glob("mlip_potentials-*.whl")  # the distribution name; the import is mlip
     return path
 
 
@@ -37,6 +38,14 @@ def test_wheel_contains_every_subpackage(wheel):
     assert not missing, f"subpackages missing from the wheel: {sorted(missing)}"
     assert "mlip/kernels/__init__.py" in names
     assert not any(n.startswith(("kernels/", "tests/", "datasets/")) for n in names)
+
+
+def test_wheel_ships_the_pretrained_models(wheel):
+    names = set(zipfile.ZipFile(wheel).namelist())
+    shipped = sorted(p.name for p in (ROOT / "mlip" / "pretrained").glob("*.pt"))
+    for name in shipped:
+        card = name[:-3] + ".yaml"
+        assert f"mlip/pretrained/{name}" in names and f"mlip/pretrained/{card}" in names
 
 
 def test_kernels_refuse_another_name():

