@@ -60,7 +60,7 @@ def test_info(trained, capsys):
     assert info["training"]["epoch"] == int(best["epoch"])  # best.pt is the best epoch's
     assert set(info["e0_eV"]) == {"H", "C", "O"}
     assert main(["info", str(trained / "config.yaml")]) == 1
-    assert "not a readable mlip checkpoint" in capsys.readouterr().err
+    assert "is not an mlip checkpoint" in capsys.readouterr().err
 
 
 def test_info_reads_checkpoints_without_torch_as_torch_does(trained, monkeypatch):
