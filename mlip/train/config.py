@@ -240,14 +240,15 @@ def validate(config: TrainConfig) -> TrainConfig:
     for key in ("energy_weight", "forces_weight", "stress_weight"):
         _positive(f"loss.{key}", getattr(lo, key), allow_zero=True)
     _positive("loss.huber_delta", lo.huber_delta)
-    for z in lo.element_weights:
+    for z, w in lo.element_weights.items():
         _element(z, "loss.element_weights")
+        if not _type_ok(w, float) or w < 0:
+            raise ConfigError(f"loss.element_weights.{z} must be a number >= 0, got {w!r}")
     for tag, w in lo.tag_weights.items():
         if not isinstance(tag, int) or isinstance(tag, bool):
             raise ConfigError(f"loss.tag_weights: tags are integers (0, 1, 2), got {tag!r}")
-        _positive(f"loss.tag_weights[{tag}]", w, allow_zero=True)
         if not _type_ok(w, float) or w < 0:
-            raise ConfigError(f"loss.element_weights.{z} must be a number >= 0, got {w!r}")
+            raise ConfigError(f"loss.tag_weights.{tag} must be a number >= 0, got {w!r}")
     _positive("optim.lr", o.lr)
     _positive("optim.weight_decay", o.weight_decay, allow_zero=True)
     _positive("optim.warmup_steps", o.warmup_steps, allow_zero=True)

@@ -71,6 +71,13 @@ def test_shipped_configs_prepare_their_model(path, monkeypatch):
     # hyperparameter must fail here first, on the path `mlip train` takes before its first step.
     monkeypatch.chdir(path.parents[1])  # their data paths are relative to the repository
     config = load_config(path)
+    if config.finetune.checkpoint is not None:
+        # A second stage continues a shipped config's run, on the same data and split.
+        first = [c for c in map(load_config, CONFIGS) if c.finetune.checkpoint is None
+                 and Path(config.finetune.checkpoint).parent == Path(c.run.run_dir)]
+        assert len(first) == 1, f"{config.finetune.checkpoint} is no shipped config's run"
+        assert first[0].data == config.data
+        config = first[0]
     train, _, _ = split_data(config)
     model, summary = new_model(config, train)
     assert summary["n_train_frames"] == len(train) > 0
