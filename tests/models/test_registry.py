@@ -8,7 +8,10 @@ from mlip.models import registry
 
 
 def test_import_error_in_a_family_surfaces(monkeypatch):
+    import mlip.models
+
     monkeypatch.setitem(sys.modules, "mlip.models.transformer", None)  # import fails
+    monkeypatch.delattr(mlip.models, "transformer", raising=False)  # as if never imported
     with pytest.raises(ImportError, match="mlip.models.transformer"):
         registry.build_model("transformer-s")
 
