@@ -53,24 +53,22 @@ def split_data(config: TrainConfig):
     frames = read_dataset(d.train, d)
     test = read_dataset(d.test, d) if d.test is not None else None
     if d.test_fraction > 0:
-        keep, test_idx = split_indices(len(frames), [1 - d.test_fraction, d.test_fraction],
-                                       seed=d.split_seed)
-        if len(test_idx) == 0 or len(keep) == 0:
-            raise ConfigError(f"data.test_fraction {d.test_fraction} of {len(frames)} frames "
-                              "leaves an empty split")
-        frames, test = Subset(frames, keep), Subset(frames, test_idx)
+        frames, test = _hold_out(frames, d.test_fraction, "data.test_fraction", d.split_seed)
     if d.valid is not None:
         train, valid = frames, read_dataset(d.valid, d)
     elif d.valid_fraction > 0:
-        train_idx, valid_idx = split_indices(len(frames), [1 - d.valid_fraction, d.valid_fraction],
-                                             seed=d.split_seed)
-        if len(valid_idx) == 0 or len(train_idx) == 0:
-            raise ConfigError(f"data.valid_fraction {d.valid_fraction} of {len(frames)} frames "
-                              "leaves an empty split")
-        train, valid = Subset(frames, train_idx), Subset(frames, valid_idx)
+        train, valid = _hold_out(frames, d.valid_fraction, "data.valid_fraction", d.split_seed)
     else:
         train, valid = frames, None
     return train, valid, test
+
+
+def _hold_out(frames, fraction: float, key: str, seed: int):
+    """(kept, held out): a seeded ``fraction`` of the frames held out."""
+    keep, held = split_indices(len(frames), [1 - fraction, fraction], seed=seed)
+    if len(held) == 0 or len(keep) == 0:
+        raise ConfigError(f"{key} {fraction} of {len(frames)} frames leaves an empty split")
+    return Subset(frames, keep), Subset(frames, held)
 
 
 def _e0(config: TrainConfig, stats_e0: dict) -> tuple[dict[int, float], str]:
