@@ -26,6 +26,17 @@ def number(kind=float, minimum=None, strict=False, unit=""):
     return parse
 
 
+def add_device_dtype(p) -> None:
+    """--device and --dtype of every verb that runs a model."""
+    p.add_argument("--device", default=None, help="cpu, cuda, cuda:1 (default: cuda if present)")
+    p.add_argument(
+        "--dtype",
+        default=None,
+        choices=["float32", "float64"],
+        help="run the model in this dtype (default: the checkpoint's)",
+    )
+
+
 def add_charge_spin(p) -> None:
     p.add_argument(
         "--charge",
@@ -59,6 +70,17 @@ def check_charge_spin(args, model, name) -> dict:
     return given
 
 
-def apply_charge_spin(atoms, defaults: dict) -> None:
-    for key, value in defaults.items():
+def calculator_and_structure(args, read: bool = True):
+    """The verb's MLIPCalculator and (with ``read``) its structure, given --charge/--spin
+    where the structure lacks them; the options are refused for a model that ignores them."""
+    from ..calculator import MLIPCalculator
+    from ..simulate import read_structure
+
+    calc = MLIPCalculator(args.model, device=args.device, dtype=args.dtype)
+    defaults = check_charge_spin(args, calc.model, args.model)
+    if not read:
+        return calc, None
+    atoms = read_structure(args.structure, index=int(args.index))
+    for key, value in defaults.items():  # a structure's own values win
         atoms.info.setdefault(key, float(value))
+    return calc, atoms

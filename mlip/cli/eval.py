@@ -5,6 +5,8 @@ from __future__ import annotations
 import argparse
 import json
 
+from ._options import add_device_dtype
+
 
 def add_parser(subparsers) -> argparse.ArgumentParser:
     p = subparsers.add_parser(
@@ -27,13 +29,7 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
         help="write parity plots (PNG) of energy, forces and stress into DIR",
     )
     p.add_argument("--max-atoms", type=int, default=2048, help="atoms per batch (default 2048)")
-    p.add_argument("--device", default=None, help="cpu, cuda, cuda:1 (default: cuda if present)")
-    p.add_argument(
-        "--dtype",
-        default=None,
-        choices=["float32", "float64"],
-        help="run the model in this dtype (default: the checkpoint's)",
-    )
+    add_device_dtype(p)
     p.add_argument(
         "--frame-average",
         action="store_true",

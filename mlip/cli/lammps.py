@@ -5,6 +5,8 @@ from __future__ import annotations
 import argparse
 import json
 
+from ._options import add_device_dtype
+
 
 def add_parser(subparsers) -> argparse.ArgumentParser:
     p = subparsers.add_parser(
@@ -39,13 +41,7 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
         default=None,
         help="LAMMPS screen output to this file, or none (default: the terminal)",
     )
-    p.add_argument("--device", default=None, help="cpu, cuda, cuda:1 (default: cuda if present)")
-    p.add_argument(
-        "--dtype",
-        default=None,
-        choices=["float32", "float64"],
-        help="run the model in this dtype (default: the checkpoint's)",
-    )
+    add_device_dtype(p)
     return p
 
 

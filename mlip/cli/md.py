@@ -6,7 +6,12 @@ import argparse
 import json
 import sys
 
-from ._options import add_charge_spin, apply_charge_spin, check_charge_spin, number
+from ._options import (
+    add_charge_spin,
+    add_device_dtype,
+    calculator_and_structure,
+    number,
+)
 
 #: exit status of a run that the watchdog stopped (1 is an error, 130 an interruption)
 STOPPED = 3
@@ -115,13 +120,7 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
         default=None,
         help="progress bar on stderr (default: when stderr is a terminal)",
     )
-    p.add_argument("--device", default=None, help="cpu, cuda, cuda:1 (default: cuda if present)")
-    p.add_argument(
-        "--dtype",
-        default=None,
-        choices=["float32", "float64"],
-        help="run the model in this dtype (default: the checkpoint's)",
-    )
+    add_device_dtype(p)
     add_charge_spin(p)
     return p
 
@@ -147,17 +146,11 @@ def limits_from(args):
 
 
 def run(args) -> int:
-    from ..calculator import MLIPCalculator
-    from ..simulate import SimulationError, read_structure, run_md
+    from ..simulate import SimulationError, run_md
 
     if args.structure is None and not args.restart:
         raise SimulationError("STRUCTURE is needed unless --restart continues a trajectory")
-    calc = MLIPCalculator(args.model, device=args.device, dtype=args.dtype)
-    defaults = check_charge_spin(args, calc.model, args.model)
-    atoms = None
-    if not args.restart:
-        atoms = read_structure(args.structure, index=int(args.index))
-        apply_charge_spin(atoms, defaults)
+    calc, atoms = calculator_and_structure(args, read=not args.restart)
     progress = sys.stderr.isatty() if args.progress is None else args.progress
     summary = run_md(
         atoms,

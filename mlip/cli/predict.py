@@ -7,7 +7,7 @@ import argparse
 import json
 import sys
 
-from ._options import add_charge_spin
+from ._options import add_charge_spin, add_device_dtype
 
 
 def add_parser(subparsers) -> argparse.ArgumentParser:
@@ -26,13 +26,7 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
     p.add_argument("-o", "--output", required=True, help="output file (.extxyz/.xyz or .h5)")
     p.add_argument("--format", default=None, help="reader for the inputs (guessed by default)")
     p.add_argument("--max-atoms", type=int, default=2048, help="atoms per batch (default 2048)")
-    p.add_argument("--device", default=None, help="cpu, cuda, cuda:1 (default: cuda if present)")
-    p.add_argument(
-        "--dtype",
-        default=None,
-        choices=["float32", "float64"],
-        help="run the model in this dtype (default: the checkpoint's)",
-    )
+    add_device_dtype(p)
     p.add_argument("--overwrite", action="store_true", help="replace an existing output")
     add_charge_spin(p)
     return p

@@ -7,7 +7,12 @@ import json
 import sys
 from pathlib import Path
 
-from ._options import add_charge_spin, apply_charge_spin, check_charge_spin, number
+from ._options import (
+    add_charge_spin,
+    add_device_dtype,
+    calculator_and_structure,
+    number,
+)
 
 
 def add_parser(subparsers) -> argparse.ArgumentParser:
@@ -32,13 +37,7 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
     p.add_argument("--cell", action="store_true", help="relax the cell as well")
     p.add_argument("-o", "--output", default=None, help="relaxed structure file (extxyz)")
     p.add_argument("--trajectory", default=None, help="ASE trajectory of the steps (.traj)")
-    p.add_argument("--device", default=None, help="cpu, cuda, cuda:1 (default: cuda if present)")
-    p.add_argument(
-        "--dtype",
-        default=None,
-        choices=["float32", "float64"],
-        help="run the model in this dtype (default: the checkpoint's)",
-    )
+    add_device_dtype(p)
     add_charge_spin(p)
     return p
 
@@ -47,13 +46,9 @@ def run(args) -> int:
     import ase.io
 
     from .._io import atomic_path
-    from ..calculator import MLIPCalculator
-    from ..simulate import read_structure, relax
+    from ..simulate import relax
 
-    calc = MLIPCalculator(args.model, device=args.device, dtype=args.dtype)
-    defaults = check_charge_spin(args, calc.model, args.model)
-    atoms = read_structure(args.structure, index=int(args.index))
-    apply_charge_spin(atoms, defaults)
+    calc, atoms = calculator_and_structure(args)
     summary = relax(
         atoms,
         calc,

@@ -162,7 +162,9 @@ def test_charge_and_spin_are_refused_for_a_model_without_them(files, tmp_path, c
 # the model is told it is conditioned but is not: it says so, which is not what is tested here
 @pytest.mark.filterwarnings("ignore:this .* was built without charge/spin conditioning")
 def test_charge_and_spin_reach_structures_that_lack_them(files, tmp_path, monkeypatch):
-    from mlip.cli._options import apply_charge_spin
+    import argparse
+
+    from mlip.cli._options import calculator_and_structure
     from mlip.predict import predict_files
 
     model = mlip.load_model(files / "model.pt")
@@ -174,7 +176,10 @@ def test_charge_and_spin_reach_structures_that_lack_them(files, tmp_path, monkey
     predict_files(model, [tmp_path / "two.xyz"], tmp_path / "out.xyz", charge=1, spin=2)
     got = ase.io.read(tmp_path / "out.xyz", index=":")
     assert [(a.info["charge"], a.info["spin"]) for a in got] == [(1.0, 2.0), (-1.0, 2.0)]
-    atoms = molecule("H2O")
-    atoms.info["spin"] = 3.0
-    apply_charge_spin(atoms, {"charge": 0.0, "spin": 1.0})
-    assert atoms.info == {"charge": 0.0, "spin": 3.0}
+    water = molecule("H2O")
+    water.info["spin"] = 3.0
+    ase.io.write(tmp_path / "water.xyz", water, format="extxyz")
+    args = argparse.Namespace(model=str(files / "model.pt"), device="cpu", dtype=None,
+                              structure=str(tmp_path / "water.xyz"), index=0, charge=0.0, spin=1.0)
+    _, atoms = calculator_and_structure(args)  # what md and relax read
+    assert (atoms.info["charge"], atoms.info["spin"]) == (0.0, 3.0)
