@@ -282,9 +282,11 @@ def relax(
     cell: bool = False,
     trajectory=None,
     logfile=None,
+    constant_volume: bool = False,
 ) -> dict:
     """Relax positions (and the cell with ``cell``, through FrechetCellFilter) until the largest
-    force (and stress, in eV/Å³ times the cell volume per atom) is below ``fmax`` eV/Å."""
+    force (and stress, in eV/Å³ times the cell volume per atom) is below ``fmax`` eV/Å;
+    ``constant_volume`` relaxes the cell's shape only (a point of an equation of state)."""
     from ase.filters import FrechetCellFilter
     from ase.optimize import BFGS, FIRE
 
@@ -293,7 +295,7 @@ def relax(
     if cell and not atoms.pbc.all():
         raise SimulationError("--cell needs a structure periodic in all three directions")
     atoms.calc = calculator
-    target = FrechetCellFilter(atoms) if cell else atoms
+    target = FrechetCellFilter(atoms, constant_volume=constant_volume) if cell else atoms
     cls = FIRE if optimizer == "fire" else BFGS
     with _optional_atomic(trajectory) as traj_path:
         opt = cls(target, logfile=logfile if logfile is not None else None, trajectory=traj_path)

@@ -13,7 +13,7 @@ import sys
 
 from .._malloc import tune_malloc
 
-VERBS = ("train", "predict", "eval", "md", "relax", "convert", "info", "check", "lammps")
+VERBS = ("train", "predict", "eval", "md", "relax", "eos", "convert", "info", "check", "lammps")
 
 
 def _verb_modules():
