@@ -300,6 +300,12 @@ def main() -> None:
         default="rms_forces_scaling",
         choices=["rms_forces_scaling", "std_scaling", "no_scaling"],
     )
+    parser.add_argument(
+        "--config-split",
+        action="store_true",
+        help="give MACE the config's own train and test frames (implied by "
+        "data.test_fraction; needed for a pattern or a non-extxyz train file)",
+    )
     parser.add_argument("--train", type=Path, default=DATA / "train_300K.xyz")
     parser.add_argument("--test", type=Path, default=DATA / "test_MD_300K.xyz")
     parser.add_argument("--isolated", type=Path, default=DATA / "isolated_atoms.xyz")
@@ -307,13 +313,14 @@ def main() -> None:
     args = parser.parse_args()
     args.out.mkdir(parents=True, exist_ok=True)
     args.energy_key, args.forces_key, args.stress = "energy", "forces", False
-    if load_config(args.config).data.test_fraction > 0:  # the config's own split, for both
+    if args.config_split or load_config(args.config).data.test_fraction > 0:
         args.train, args.test, args.stress = write_split(args.config, args.out)
         args.energy_key, args.forces_key, args.isolated = "REF_energy", "REF_forces", None
+        args.config_split = True
         if "--mace-weights" not in sys.argv:
             args.mace_weights = (1.0, 10.0, 100.0)
     if args.mace_swa is None:
-        args.mace_swa = load_config(args.config).data.test_fraction == 0
+        args.mace_swa = not args.config_split
     env = dict(os.environ, OMP_NUM_THREADS="1")
     jobs, rows = {}, {"mlip": {}, "mace": {}}
     start = time.perf_counter()

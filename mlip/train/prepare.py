@@ -3,6 +3,7 @@ mean neighbour count from the training set and write them into the model."""
 
 from __future__ import annotations
 
+import glob
 import inspect
 import logging
 from collections.abc import Sequence
@@ -36,7 +37,13 @@ class Subset(Sequence):
 
 def read_dataset(path: str, data: DataConfig):
     """Frames of ``path``: an HDF5 cache is opened for random access, other formats are read
-    into memory with their reader (bad records skipped and counted by the reader)."""
+    into memory with their reader (bad records skipped and counted by the reader). A glob
+    pattern (``outcars/*/OUTCAR*``) reads every file it matches, in sorted order."""
+    if not Path(path).exists() and glob.has_magic(path):
+        files = sorted(glob.glob(path))
+        if not files:
+            raise DataError(f"{path}: the pattern matches no file")
+        return [f for file in files for f in read_dataset(file, data)]
     if not Path(path).exists():
         raise DataError(f"{path}: no such file")
     if Path(path).suffix.lower() in (".h5", ".hdf5"):
