@@ -14,6 +14,7 @@ import torch
 from torch import nn
 
 from ..data import keys as K
+from ..nn.derivatives import energy_derivatives, strain_inputs
 
 DTYPES = {"float32": torch.float32, "float64": torch.float64}
 
@@ -163,16 +164,9 @@ class Potential(nn.Module):
         n_structures = cell.shape[0]
         batch = graph[K.BATCH]
         conservative_grads = self.conservative and (compute_forces or compute_stress)
-        if conservative_grads:
-            pos_leaf = pos_leaf.detach().requires_grad_(True)
-        positions, strain = pos_leaf, None
-        if compute_stress and self.conservative:
-            # A symmetric strain applied to positions and cell: dE/d(strain) is the virial.
-            strain = torch.zeros(n_structures, 3, 3, dtype=dtype, device=positions.device)
-            strain.requires_grad_(True)
-            sym = 0.5 * (strain + strain.transpose(1, 2))
-            positions = positions + torch.einsum("ni,nij->nj", positions, sym[batch])
-            cell = cell + torch.bmm(cell, sym)
+        pos_leaf, positions, cell, strain = strain_inputs(
+            pos_leaf, cell, batch, conservative_grads, compute_stress and self.conservative
+        )
         edge_vec = self.edge_vectors(graph, positions, cell)
         out = self.atomic_output(graph, edge_vec)
         direct_forces = None
@@ -200,14 +194,9 @@ class Potential(nn.Module):
         if create_graph is None:
             create_graph = self.training
         if conservative_grads:
-            wrt = [pos_leaf] + ([strain] if strain is not None else [])
-            grads = torch.autograd.grad(
-                energy.sum(), wrt, create_graph=create_graph, materialize_grads=True
-            )
-            if compute_forces:
-                result[K.FORCES] = -grads[0]
-            if strain is not None:
-                result[K.STRESS] = self._stress(grads[1], graph[K.CELL].to(dtype))
+            grads = energy_derivatives(energy, pos_leaf, strain, graph[K.CELL].to(dtype),
+                                       compute_forces, create_graph)
+            result.update(grads)
         elif compute_forces:
             if direct_forces is None:
                 raise RuntimeError(f"{type(self).__name__} is not conservative but gave no forces")
@@ -226,14 +215,6 @@ class Potential(nn.Module):
         from .registry import save_model
 
         save_model(self, path, training)
-
-    @staticmethod
-    def _stress(virial_grad, cell):
-        volume = torch.linalg.det(cell).abs()
-        # Open structures have no volume: their stress is reported as zero, never as inf.
-        safe = torch.where(volume > 1e-12, volume, torch.ones_like(volume))
-        stress = virial_grad / safe[:, None, None]
-        return torch.where((volume > 1e-12)[:, None, None], stress, torch.zeros_like(stress))
 
     def _isolated_output(self, graph, out):
         """Per-atom output of each atom's element with no neighbours."""

@@ -38,6 +38,7 @@ import torch
 from torch import nn
 
 from ..data import keys as K
+from ..nn.derivatives import energy_derivatives, strain_inputs
 from .base import Potential
 from .registry import register_model
 
@@ -241,15 +242,9 @@ class FrameAveraged(Potential):
         n_structures, n_atoms = cell.shape[0], pos_leaf.shape[0]
         conservative = self.conservative
         needs_grad = conservative and (compute_forces or compute_stress)
-        if needs_grad:
-            pos_leaf = pos_leaf.detach().requires_grad_(True)
-        positions, strain = pos_leaf, None
-        if compute_stress and conservative:
-            strain = torch.zeros(n_structures, 3, 3, dtype=dtype, device=positions.device)
-            strain.requires_grad_(True)
-            sym = 0.5 * (strain + strain.transpose(1, 2))
-            positions = positions + torch.einsum("ni,nij->nj", positions, sym[batch])
-            cell = cell + torch.bmm(cell, sym)
+        pos_leaf, positions, cell, strain = strain_inputs(
+            pos_leaf, cell, batch, needs_grad, compute_stress and conservative
+        )
         frames, weights, _ = self.frames(positions, batch, n_structures)
         n_frames = frames.shape[1]
         out = self.inner(self._replicated(graph, positions, cell, frames),
@@ -261,13 +256,9 @@ class FrameAveraged(Potential):
         if create_graph is None:
             create_graph = self.training
         if needs_grad:
-            wrt = [pos_leaf] + ([strain] if strain is not None else [])
-            grads = torch.autograd.grad(energy.sum(), wrt, create_graph=create_graph,
-                                        materialize_grads=True)
-            if compute_forces:
-                result[K.FORCES] = -grads[0]
-            if strain is not None:
-                result[K.STRESS] = self._stress(grads[1], graph[K.CELL].to(dtype))
+            grads = energy_derivatives(energy, pos_leaf, strain, graph[K.CELL].to(dtype),
+                                       compute_forces, create_graph)
+            result.update(grads)
         elif compute_forces:  # direct forces back from each frame, F R^T, then averaged
             f = out[K.FORCES].view(n_frames, n_atoms, 3)
             back = torch.einsum("gnj,gnij->gni", f, frames.transpose(0, 1)[:, batch])
