@@ -9,7 +9,7 @@ script fits Birch-Murnaghan to
 * the model's energies of the same cells (the E(V) points as given), and
 * the model's own equation of state (``mlip.eos.equation_of_state``, the `mlip eos` verb):
   a full cell relaxation of the family's lowest-energy DFT cell, then the cell scaled to
-  volumes within ±8 % and relaxed at each volume,
+  volumes within ±8 % (``--strain``) and relaxed at each volume,
 
 and reports the equilibrium volume and bulk modulus errors in %, and whether the model orders
 each metal's polymorphs as the DFT does (by the fitted minimum energy per atom).
@@ -72,10 +72,12 @@ def per_atom(fit: dict, n: int) -> dict:
     return {"v0": fit["v0"] / n, "e0": fit["e0"] / n, "b0_gpa": fit["b0_gpa"]}
 
 
-def compare(model: str, db_path: Path, strain: float) -> list[dict]:
+def compare(model, db_path: Path, strain, points, fmax, metals=None) -> list[dict]:
     calc = MLIPCalculator(model, dtype="float64")
     rows = []
     for (metal, label), members in families(db_path).items():
+        if metals and metal not in metals:
+            continue
         n = len(members[0])
         volumes = [a.get_volume() for a in members]
         row = {"metal": metal, "polymorph": label, "points": len(members)}
@@ -98,7 +100,7 @@ def compare(model: str, db_path: Path, strain: float) -> list[dict]:
                 row[key] = {"error": str(err)}
         start = min(members, key=lambda a: a.get_potential_energy()).copy()
         try:
-            own = equation_of_state(start, calc, strain=strain, points=9, fmax=0.01)
+            own = equation_of_state(start, calc, strain=strain, points=points, fmax=fmax)
             row["model_eos"] = {
                 "v0": own["v0_per_atom"],
                 "e0": own["e0_per_atom"],
@@ -200,10 +202,29 @@ def main() -> None:
     parser.add_argument("model", help="checkpoint or shipped model name")
     parser.add_argument("--db", type=Path, default=DB)
     parser.add_argument("--strain", type=float, default=0.08)
+    parser.add_argument("--points", type=int, default=9)
+    parser.add_argument("--fmax", type=float, default=0.01, help="eV/Å, every relaxation")
+    parser.add_argument(
+        "--metals",
+        nargs="*",
+        default=None,
+        help="only these (e.g. to split the work over processes, then --merge their JSON files)",
+    )
+    parser.add_argument(
+        "--merge",
+        nargs="*",
+        type=Path,
+        default=None,
+        help="report from these JSON files instead of computing",
+    )
     parser.add_argument("--json", type=Path, default=None)
     parser.add_argument("--plot", type=Path, default=None)
     args = parser.parse_args()
-    rows = compare(args.model, args.db, args.strain)
+    if args.merge:
+        rows = [r for path in args.merge for r in json.loads(path.read_text())["families"]]
+        rows.sort(key=lambda r: (r["metal"], r["polymorph"]))
+    else:
+        rows = compare(args.model, args.db, args.strain, args.points, args.fmax, args.metals)
     result = {
         "model": args.model,
         "families": rows,

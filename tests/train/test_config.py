@@ -76,7 +76,9 @@ def test_shipped_configs_prepare_their_model(path, monkeypatch):
         first = [c for c in map(load_config, CONFIGS) if c.finetune.checkpoint is None
                  and Path(config.finetune.checkpoint).parent == Path(c.run.run_dir)]
         assert len(first) == 1, f"{config.finetune.checkpoint} is no shipped config's run"
-        assert first[0].data == config.data
+        split = ("train", "valid", "test", "test_fraction", "valid_fraction", "split_seed",
+                 "e0", "scale", "format", "reader_options")  # batching may differ
+        assert all(getattr(first[0].data, k) == getattr(config.data, k) for k in split)
         config = first[0]
     train, _, _ = split_data(config)
     model, summary = new_model(config, train)
