@@ -29,6 +29,7 @@ import numpy as np
 
 from mlip._io import atomic_write_text
 from mlip.calculator import MLIPCalculator
+from mlip.data.validate import StructureError
 from mlip.eos import equation_of_state, fit_eos
 from mlip.simulate import SimulationError
 
@@ -72,7 +73,7 @@ def per_atom(fit: dict, n: int) -> dict:
     return {"v0": fit["v0"] / n, "e0": fit["e0"] / n, "b0_gpa": fit["b0_gpa"]}
 
 
-def compare(model, db_path: Path, strain, points, fmax, metals=None) -> list[dict]:
+def compare(model, db_path: Path, strain, points, fmax, metals=None, relaxed=None) -> list[dict]:
     calc = MLIPCalculator(model, dtype="float64")
     rows = []
     for (metal, label), members in families(db_path).items():
@@ -99,17 +100,20 @@ def compare(model, db_path: Path, strain, points, fmax, metals=None) -> list[dic
             except SimulationError as err:
                 row[key] = {"error": str(err)}
         start = min(members, key=lambda a: a.get_potential_energy()).copy()
-        try:
-            own = equation_of_state(start, calc, strain=strain, points=points, fmax=fmax)
-            row["model_eos"] = {
-                "v0": own["v0_per_atom"],
-                "e0": own["e0_per_atom"],
-                "b0_gpa": own["b0_gpa"],
-                "converged": own["all_converged"],
-            }
-            row["model_eos_curve"] = {"volumes": own["volumes"], "energies": own["energies"]}
-        except SimulationError as err:
-            row["model_eos"] = {"error": str(err)}
+        if relaxed and not any(label.startswith(p) for p in relaxed):
+            row["model_eos"] = {"error": "not run (--relaxed-polymorphs)"}
+        else:
+            try:
+                own = equation_of_state(start, calc, strain=strain, points=points, fmax=fmax)
+                row["model_eos"] = {
+                    "v0": own["v0_per_atom"],
+                    "e0": own["e0_per_atom"],
+                    "b0_gpa": own["b0_gpa"],
+                    "converged": own["all_converged"],
+                }
+                row["model_eos_curve"] = {"volumes": own["volumes"], "energies": own["energies"]}
+            except (SimulationError, StructureError) as err:  # a relaxation that collapsed
+                row["model_eos"] = {"error": str(err)}
         row["dft_curve"] = {"volumes": volumes, "energies": dft_e, "model": model_e}
         for key in ("model_points", "model_eos"):
             if "error" not in row["dft"] and "error" not in row[key]:
@@ -127,13 +131,16 @@ def ordering(rows: list[dict], key: str) -> dict:
         ok = [r for r in rows if r["metal"] == metal and "e0" in r["dft"] and "e0" in r[key]]
         dft = [r["polymorph"] for r in sorted(ok, key=lambda r: r["dft"]["e0"])]
         mod = [r["polymorph"] for r in sorted(ok, key=lambda r: r[key]["e0"])]
-        out[metal] = {"dft": dft, "model": mod, "same": dft == mod}
+        if len(ok) >= 2:  # an order needs two polymorphs
+            out[metal] = {"dft": dft, "model": mod, "same": dft == mod}
     return out
 
 
 def table(rows: list[dict]) -> str:
     def cell(d, k, fmt):
-        return format(d[k], fmt) if k in d else "fit failed"
+        if k in d:
+            return format(d[k], fmt)
+        return "not run" if "not run" in d.get("error", "") else "failed"
 
     lines = [
         "| metal | polymorph | DFT V0 (Å³/atom) | DFT B0 (GPa) | model V0 err, same cells (%) "
@@ -217,6 +224,12 @@ def main() -> None:
         default=None,
         help="report from these JSON files instead of computing",
     )
+    parser.add_argument(
+        "--relaxed-polymorphs",
+        nargs="*",
+        default=None,
+        help="run `mlip eos` (relaxations) only for these polymorphs",
+    )
     parser.add_argument("--json", type=Path, default=None)
     parser.add_argument("--plot", type=Path, default=None)
     args = parser.parse_args()
@@ -224,7 +237,15 @@ def main() -> None:
         rows = [r for path in args.merge for r in json.loads(path.read_text())["families"]]
         rows.sort(key=lambda r: (r["metal"], r["polymorph"]))
     else:
-        rows = compare(args.model, args.db, args.strain, args.points, args.fmax, args.metals)
+        rows = compare(
+            args.model,
+            args.db,
+            args.strain,
+            args.points,
+            args.fmax,
+            args.metals,
+            args.relaxed_polymorphs,
+        )
     result = {
         "model": args.model,
         "families": rows,
