@@ -70,15 +70,13 @@ def equation_of_state(
         raise SimulationError(
             f"need 0 < strain < 0.5 and at least 5 points, got strain {strain} and {points} points"
         )
-    base = atoms.copy()
-    base.info.update(atoms.info)
+    base = atoms.copy()  # copies info (charge, spin) too
     summary = {"relaxed": None}
     if relax_first:
         summary["relaxed"] = relax(base, calculator, fmax=fmax, steps=steps, cell=True)
     volumes, energies, converged = [], [], []
     for factor in np.linspace(1 - strain, 1 + strain, points):
         scaled = base.copy()
-        scaled.info.update(base.info)
         scaled.set_cell(base.cell[:] * factor ** (1 / 3), scale_atoms=True)
         result = relax(
             scaled, calculator, fmax=fmax, steps=steps, cell=relax_shape, constant_volume=True
