@@ -58,7 +58,7 @@ def run(args) -> int:
         frames.extend(_frames(path, args.format, read_frames))
     from ..data import keys as K
 
-    if not any(key in f for f in frames for key in (K.ENERGY, K.FORCES, K.STRESS)):
+    if not any(key in f for f in frames for key in K.TARGETS):
         raise ValueError(f"{', '.join(args.data)}: no reference energy, forces or stress in "
                          f"{len(frames)} structure(s), nothing to compare with (mlip predict "
                          "writes predictions for unlabelled structures)")

@@ -1,9 +1,9 @@
 """Structures -> graphs (DESIGN §2).
 
-A *frame* is one structure as numpy arrays: ``positions (N,3)``, ``atomic_numbers (N,)``,
-``cell (3,3)``, ``pbc (3,)`` and, when known, ``energy ()``, ``forces (N,3)``, ``stress (3,3)``,
-``charge ()``, ``spin ()``, ``tags (N,)``, ``fixed (N,)``, plus an optional ``name`` string.
-Readers yield frames; :func:`frame_to_graph` adds the neighbour list and the batch dimension.
+A *frame* is one structure as numpy arrays, the fields of :data:`mlip.data.keys.FRAME` (the
+required ones always, the rest when known) plus an optional ``name`` string; their shapes are in
+:mod:`mlip.data.keys`. Readers yield frames; :func:`frame_to_graph` adds the neighbour list and
+the batch dimension.
 """
 
 from __future__ import annotations
@@ -14,9 +14,6 @@ import torch
 from . import keys as K
 from .neighbors import neighbor_list
 from .validate import StructureError, check_distances, check_frame
-
-_STRUCTURE_LEVEL = (K.CELL, K.PBC, K.ENERGY, K.STRESS, K.CHARGE, K.SPIN)
-_OPTIONAL = (K.ENERGY, K.FORCES, K.STRESS, K.CHARGE, K.SPIN, K.TAGS, K.FIXED)
 
 
 def voigt_to_matrix(stress) -> np.ndarray:
@@ -68,12 +65,9 @@ def atoms_to_frame(atoms, name: str | None = None) -> dict:
     return frame
 
 
-INPUT_KEYS = (K.POSITIONS, K.ATOMIC_NUMBERS, K.CELL, K.PBC, K.CHARGE, K.SPIN, K.TAGS, K.FIXED)
-
-
 def input_frame(frame: dict) -> dict:
     """The frame without its targets: what a model may see when it predicts."""
-    return {k: v for k, v in frame.items() if k in INPUT_KEYS or k == "name"}
+    return {k: v for k, v in frame.items() if k in K.INPUTS or k == "name"}
 
 
 def _fixed_atoms(atoms):
@@ -147,15 +141,16 @@ def frame_to_graph(
         K.BATCH: torch.zeros(n, dtype=torch.long),
         K.NUM_ATOMS: torch.tensor([n]),
     }
-    for key in _OPTIONAL:
+    for key in K.OPTIONAL:
         if key not in frame or frame[key] is None:
             continue
+        field = K.FIELDS[key]
         value = np.asarray(frame[key])
         t = torch.as_tensor(value.copy())
-        if key in K.FLOAT_KEYS:
+        if field.dtype == "float":
             t = t.to(torch.float64)
-        if key in _STRUCTURE_LEVEL:
-            t = t.reshape((1, 3, 3) if key == K.STRESS else (1,))
+        if field.level == "structure":
+            t = t.reshape((1, *field.shape))
         elif t.shape[0] != n:
             raise StructureError(
                 f"structure {frame.get('name', '')}: {key} has {t.shape[0]} rows for {n} atoms"

@@ -35,22 +35,18 @@ from .readers import DataError, read_frames
 log = logging.getLogger("mlip.data")
 
 FORMAT, FORMAT_VERSION = "mlip-frames", 1
-# key -> (trailing shape, dtype, fill for frames without it)
-PER_ATOM = {
-    K.POSITIONS: ((3,), np.float64, None),
-    K.ATOMIC_NUMBERS: ((), np.int64, None),
-    K.FORCES: ((3,), np.float64, np.nan),
-    K.TAGS: ((), np.int64, 0),
-    K.FIXED: ((), np.bool_, False),
-}
-PER_FRAME = {
-    K.CELL: ((3, 3), np.float64, None),
-    K.PBC: ((3,), np.bool_, None),
-    K.ENERGY: ((), np.float64, np.nan),
-    K.STRESS: ((3, 3), np.float64, np.nan),
-    K.CHARGE: ((), np.float64, np.nan),
-    K.SPIN: ((), np.float64, np.nan),
-}
+
+
+def _table(level: str) -> dict:
+    """key -> (trailing shape, dtype, fill for frames without it), from the frame fields of
+    :mod:`.keys`. These are the file format: changing a frame field there needs a new
+    FORMAT_VERSION (tests/data/test_keys.py pins the layout)."""
+    fields = (K.FIELDS[key] for key in K.FRAME)
+    return {f.name: (f.shape, f.numpy_dtype, f.fill) for f in fields if f.level == level}
+
+
+PER_ATOM = _table("atom")
+PER_FRAME = _table("structure")
 OPTIONAL = [k for k, (_, _, fill) in {**PER_ATOM, **PER_FRAME}.items() if fill is not None]
 _ATOM_CHUNK, _FRAME_CHUNK = 16384, 2048
 _STR = h5py.string_dtype("utf-8")

@@ -72,17 +72,22 @@ class GraphDataset(torch.utils.data.Dataset):
         return self._edges
 
 
-_DEFAULTS = {K.TAGS: (torch.long, 0), K.FIXED: (torch.bool, False)}
+# The per-atom inputs a frame may leave out (tags, fixed), whose fill is what absence means.
+# Charge and spin are not filled here: batch_graphs applies their policy.
+_DEFAULTS = [
+    K.FIELDS[key] for key in K.OPTIONAL if K.FIELDS[key].level == "atom" and key in K.INPUTS
+]
 
 
 def collate(graphs: list[dict[str, torch.Tensor]]) -> dict[str, torch.Tensor]:
     """:func:`batch_graphs`, after giving ``tags`` (0) and ``fixed`` (False) to graphs without
     them: frames leave all-zero tags out, so one file can mix both."""
-    for key, (dtype, value) in _DEFAULTS.items():
-        if any(key in g for g in graphs) and not all(key in g for g in graphs):
+    for f in _DEFAULTS:
+        if any(f.name in g for g in graphs) and not all(f.name in g for g in graphs):
             for g in graphs:
-                if key not in g:
-                    g[key] = torch.full((len(g[K.POSITIONS]),), value, dtype=dtype)
+                if f.name not in g:
+                    shape = (len(g[K.POSITIONS]), *f.shape)
+                    g[f.name] = torch.from_numpy(np.full(shape, f.fill, f.numpy_dtype))
     return batch_graphs(graphs)
 
 

@@ -43,7 +43,8 @@ from .base import Potential
 from .registry import register_model
 
 GROUPS = ("O3", "SO3")
-_TARGETS = (K.ENERGY, K.FORCES, K.STRESS, K.NODE_ENERGY, K.VIRIAL)
+# Labels and predictions: everything in the field table a model does not take as input.
+_TARGETS = tuple(k for k, f in K.FIELDS.items() if f.role in ("target", "output", "reader"))
 
 
 class _DegenerateSafeEigh(torch.autograd.Function):

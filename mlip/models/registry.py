@@ -13,6 +13,7 @@ from pathlib import Path
 import torch
 
 from .._version import __version__
+from ..data import keys as K
 from ..nn.repulsion import DEFAULT_SWITCH, LEGACY_SWITCH
 from .base import Potential
 
@@ -21,7 +22,12 @@ from .base import Potential
 #    earlier checkpoints were trained with "integral".
 # 4: grid mixing evaluates on a Lebedev rule (eval_grid_kind); earlier ones on a Gauss grid.
 FORMAT_VERSION = 4
-UNITS = {"energy": "eV", "length": "Å", "forces": "eV/Å", "stress": "eV/Å^3"}
+# Written into every checkpoint: the units of the field table's positions and targets.
+UNITS = {
+    name: K.FIELDS[key].unit
+    for name, key in (("energy", K.ENERGY), ("length", K.POSITIONS), ("forces", K.FORCES),
+                      ("stress", K.STRESS))
+}
 
 _MODELS: dict[str, Callable[..., Potential]] = {}
 _PRESETS: dict[str, tuple[str, dict]] = {}

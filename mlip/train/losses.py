@@ -23,12 +23,11 @@ def collate_targets(graphs: list[dict[str, torch.Tensor]]) -> dict[str, torch.Te
     so one batch may mix frames with and without forces or stress."""
     for key in K.TARGETS:
         if any(key in g for g in graphs) and not all(key in g for g in graphs):
+            field = K.FIELDS[key]  # fill NaN: an unknown target
             for g in graphs:
                 if key not in g:
-                    shape = {K.ENERGY: (1,), K.STRESS: (1, 3, 3)}.get(
-                        key, (len(g[K.POSITIONS]), 3)
-                    )
-                    g[key] = torch.full(shape, float("nan"), dtype=torch.float64)
+                    rows = 1 if field.level == "structure" else len(g[K.POSITIONS])
+                    g[key] = torch.full((rows, *field.shape), field.fill, dtype=torch.float64)
     return collate(graphs)
 
 

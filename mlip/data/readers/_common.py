@@ -44,27 +44,15 @@ class BadRecord(DataError):
         super().__init__(f"{where}: {message}")
 
 
-_SHAPES = {  # key -> shape with N standing for the atom count
-    K.POSITIONS: ("N", 3),
-    K.ATOMIC_NUMBERS: ("N",),
-    K.CELL: (3, 3),
-    K.PBC: (3,),
-    K.ENERGY: (),
-    K.FORCES: ("N", 3),
-    K.STRESS: (3, 3),
-    K.CHARGE: (),
-    K.SPIN: (),
-    K.TAGS: ("N",),
-    K.FIXED: ("N",),
-}
-_FINITE = (K.POSITIONS, K.CELL, K.ENERGY, K.FORCES, K.STRESS, K.CHARGE, K.SPIN)
-REQUIRED = (K.POSITIONS, K.ATOMIC_NUMBERS, K.CELL, K.PBC)
+# key -> shape in a frame, "N" standing for the atom count; checked in the table's order
+_SHAPES = {key: K.frame_shape(key, "N") for key in K.FRAME}
+_FINITE = tuple(key for key in K.FRAME if K.FIELDS[key].dtype == "float")
 
 
 def check_record(frame: dict, supported: Iterable[int] | None = None) -> None:
     """Raise :class:`BadRecord` naming the key for a missing, misshapen or non-finite field."""
     name = frame.get("name", "?")
-    for key in REQUIRED:
+    for key in K.REQUIRED:
         if frame.get(key) is None:
             raise BadRecord(name, "missing", key)
     n = np.shape(frame[K.POSITIONS])[0] if np.ndim(frame[K.POSITIONS]) else -1
