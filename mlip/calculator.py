@@ -5,19 +5,10 @@ from __future__ import annotations
 import warnings
 from collections.abc import Iterable
 
-import numpy as np
 import torch
 from ase.calculators.calculator import Calculator, PropertyNotImplementedError, all_changes
 
-from .data import keys as K
-from .data.graph import (
-    atoms_to_frame,
-    batch_graphs,
-    frame_to_graph,
-    input_frame,
-    matrix_to_voigt,
-    to,
-)
+from .inference import ase_results, run_batch, structure_graph
 from .models.base import Potential, resolve_dtype
 
 # atoms.info keys that atoms_to_frame reads as the charge and the spin multiplicity
@@ -78,10 +69,7 @@ class MLIPCalculator(Calculator):
         return changes
 
     def _graph(self, atoms):
-        # Results of a previous calculator are not inputs.
-        frame = input_frame(atoms_to_frame(atoms))
-        g = frame_to_graph(frame, self.model.cutoff, self.neighbors, supported=self.supported)
-        return to(g, self.device)
+        return structure_graph(atoms, self.model, self.neighbors, supported=self.supported)
 
     def calculate(self, atoms=None, properties=("energy",), system_changes=all_changes):
         super().calculate(atoms, properties, system_changes)
@@ -94,30 +82,8 @@ class MLIPCalculator(Calculator):
                 f"in all three directions (pbc is {self.atoms.pbc.tolist()}); a slab or a "
                 "molecule has none"
             )
-        graph = self._graph(self.atoms)
-        out = self.model(graph, compute_forces=True, compute_stress=periodic)
-        self.results = _results(out, periodic)[0]
-
-
-def _results(out: dict[str, torch.Tensor], stress: bool, counts=None) -> list[dict]:
-    energy = out[K.ENERGY].detach().cpu().double().numpy()
-    node = out[K.NODE_ENERGY].detach().cpu().double().numpy()
-    forces = out[K.FORCES].detach().cpu().double().numpy()
-    counts = counts or [len(node)]
-    starts = np.cumsum([0] + list(counts))
-    results = []
-    for b in range(len(counts)):
-        sl = slice(starts[b], starts[b + 1])
-        r = {
-            "energy": float(energy[b]),
-            "free_energy": float(energy[b]),
-            "forces": forces[sl].copy(),
-            "energies": node[sl].copy(),
-        }
-        if stress and K.STRESS in out:
-            r["stress"] = matrix_to_voigt(out[K.STRESS][b].detach().cpu().double().numpy())
-        results.append(r)
-    return results
+        (result,) = run_batch(self.model, [self._graph(self.atoms)], device=self.device)
+        self.results = ase_results(result)
 
 
 def predict_batched(
@@ -128,7 +94,8 @@ def predict_batched(
     compute_stress: bool = True,
     neighbors: str = "vesin",
 ) -> list[dict]:
-    """Energy, forces, per-atom energies and (periodic only) stress for many ASE structures."""
+    """Energy, forces, per-atom energies and (periodic only) stress for many ASE structures,
+    ``batch_size`` structures per model call (results under ASE's names, as the calculator's)."""
     device = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
     model = _load(model, device, None)
     supported = model.elements.tolist()
@@ -136,16 +103,10 @@ def predict_batched(
     results: list[dict] = []
     for start in range(0, len(structures), batch_size):
         chunk = structures[start : start + batch_size]
-        graphs = []
-        for i, atoms in enumerate(chunk):
-            frame = input_frame(atoms_to_frame(atoms, name=f"#{start + i}"))
-            graphs.append(frame_to_graph(frame, model.cutoff, neighbors, supported=supported))
-        batch = to(batch_graphs(graphs, common_keys=True), device)
-        periodic = [bool(a.pbc.all()) for a in chunk]
-        # one call per batch: forces and (when a structure is periodic) stress together
-        out = model(batch, compute_forces=True, compute_stress=compute_stress and any(periodic))
-        for r, p in zip(_results(out, compute_stress, [len(a) for a in chunk]), periodic):
-            if not p:
-                r.pop("stress", None)
-            results.append(r)
+        graphs = [
+            structure_graph(atoms, model, neighbors, name=f"#{start + i}", supported=supported)
+            for i, atoms in enumerate(chunk)
+        ]
+        stress = "periodic" if compute_stress else False
+        results += [ase_results(r) for r in run_batch(model, graphs, stress, device)]
     return results

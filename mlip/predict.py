@@ -12,8 +12,9 @@ import torch
 
 from ._io import atomic_path
 from .data import keys as K
-from .data.graph import batch_graphs, frame_to_graph, input_frame, matrix_to_voigt, to
+from .data.graph import frame_to_graph, input_frame
 from .data.readers import DataError, read_frames
+from .inference import ase_results, run_batch
 
 log = logging.getLogger("mlip.predict")
 
@@ -90,20 +91,11 @@ class _Batcher:
         return out
 
     def _run(self, graphs) -> list:
-        batch = to(batch_graphs(graphs, common_keys=True), self.device)
-        periodic = batch[K.PBC].all(dim=1)
-        out = self.model(batch, compute_forces=True, compute_stress=bool(periodic.any()))
-        energy = out[K.ENERGY].detach().double().cpu().numpy()
-        forces = out[K.FORCES].detach().double().cpu().numpy()
-        counts = batch[K.NUM_ATOMS].tolist()
-        starts = np.cumsum([0] + counts)
-        results = []
-        for b in range(len(counts)):
-            r = {"energy": float(energy[b]), "forces": forces[starts[b] : starts[b + 1]]}
-            if bool(periodic[b]) and K.STRESS in out:
-                r["stress"] = matrix_to_voigt(out[K.STRESS][b].detach().double().cpu().numpy())
-            results.append(r)
-        return results
+        # What mlip predict writes: energy, forces and (periodic structures) stress.
+        return [
+            {k: v for k, v in ase_results(r).items() if k in ("energy", "forces", "stress")}
+            for r in run_batch(self.model, graphs, device=self.device)
+        ]
 
 
 def predict_files(
