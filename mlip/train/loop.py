@@ -15,7 +15,6 @@ import dataclasses
 import json
 import logging
 import sys
-import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -45,12 +44,9 @@ from .losses import TERMS, WeightedLoss, collate_targets
 from .metrics import Metrics, format_mev
 from .optim import Schedule, build_optimizer
 from .prepare import finetune_model, new_model, split_data
+from .progress import Progress, TimeBudget
 
 log = logging.getLogger("mlip.train")
-_clock = time.monotonic  # the loop's only clock: tests replace it
-FIT_AFTER = 0.03  # run.fit_to_time times the epochs in the first 3% of the budget
-REFIT_EVERY = 0.1  # and again after every further tenth, from the mean pace so far
-RESERVE = 0.03  # of the budget, kept back for the last epoch's overrun and the test set
 
 # Settings a resumed run may change; any other difference from the saved config is an error.
 RESUMABLE_CHANGES = {"run.run_dir", "run.epochs", "run.max_time", "run.patience", "run.device",
@@ -109,14 +105,7 @@ class Trainer:
         self.config, self.ctx, self.callbacks = config, ctx, list(callbacks)
         self.run_dir = Path(config.run.run_dir)
         self.loss = WeightedLoss(config.loss)
-        self.epoch = self.step_in_epoch = self.global_step = 0
-        self.best_loss, self.best_epoch, self.bad_epochs = float("inf"), None, 0
-        self.best_valid: dict = {}
-        self.loss_sum, self.loss_steps, self.elapsed = 0.0, 0, 0.0
-        self.status = "finished"
-        # The last epoch: run.epochs, or fewer once run.fit_to_time has fitted the budget.
-        self.epoch_limit, self.fitted = config.run.epochs, False
-        self.next_fit: float | None = None  # see run()
+        self.progress = Progress(epoch_limit=config.run.epochs)  # what callbacks read
 
     # ---- set-up --------------------------------------------------------------------------
     def setup(self) -> None:
@@ -168,10 +157,11 @@ class Trainer:
             self._restore(state)
         elif ctx.main:
             save_config(c, self.run_dir / "config.yaml")
-        self.logger = RunLogger(self.run_dir, ctx.main, c.run.tensorboard, self.epoch)
+        p = self.progress
+        self.logger = RunLogger(self.run_dir, ctx.main, c.run.tensorboard, p.epoch)
         if resume:
-            log.info("resuming %s at epoch %d, step %d", self.run_dir, self.epoch + 1,
-                     self.step_in_epoch)
+            log.info("resuming %s at epoch %d, step %d", self.run_dir, p.epoch + 1,
+                     p.step_in_epoch)
 
     def _sampler(self, dataset, shuffle: bool):
         d = self.config.data
@@ -196,12 +186,7 @@ class Trainer:
             "schedule": self.schedule.state_dict(),
             "ema": self.ema.state_dict() if self.ema is not None else None,
             "rng": rng_state(), "symmetry_rng": self.symmetry.rng_state(),
-            "epoch": self.epoch, "step_in_epoch": self.step_in_epoch,
-            "global_step": self.global_step, "best_loss": self.best_loss,
-            "best_epoch": self.best_epoch, "best_valid": self.best_valid,
-            "bad_epochs": self.bad_epochs, "loss_sum": self.loss_sum,
-            "loss_steps": self.loss_steps, "elapsed": self.elapsed, "status": self.status,
-            "fitted": self.fitted, "epoch_limit": self.epoch_limit,
+            **self.progress.state_dict(),
         }
 
     def _restore(self, s: dict) -> None:
@@ -214,18 +199,15 @@ class Trainer:
                 raise ConfigError("the checkpoint has no EMA state but optim.ema_decay > 0")
             self.ema.load_state_dict(s["ema"])
         set_rng_state(s["rng"])
-        for key in ("epoch", "step_in_epoch", "global_step", "best_loss", "best_epoch",
-                    "best_valid", "bad_epochs", "loss_sum", "loss_steps", "elapsed", "status"):
-            setattr(self, key, s[key])
-        if s.get("fitted"):  # checkpoints from before run.fit_to_time lack these keys
-            self.fitted, self.epoch_limit = True, int(s["epoch_limit"])
+        self.progress.load_state_dict(s)
 
     def _summary(self, valid: dict | None = None) -> dict:
-        return {"config": self.config.to_dict(), "data": self.prep, "epoch": self.epoch,
-                "step": self.global_step, "best_epoch": self.best_epoch,
-                "valid": {k: v for k, v in (valid or self.best_valid).items()
+        p = self.progress
+        return {"config": self.config.to_dict(), "data": self.prep, "epoch": p.epoch,
+                "step": p.global_step, "best_epoch": p.best_epoch,
+                "valid": {k: v for k, v in (valid or p.best_valid).items()
                           if k != "per_element"},
-                "status": self.status}
+                "status": p.status}
 
     def save_last(self) -> None:
         if self.ctx.main:
@@ -294,125 +276,90 @@ class Trainer:
 
     # ---- the loop ------------------------------------------------------------------------
     def run(self, max_time: float | None) -> TrainResult:
-        c, ctx = self.config, self.ctx
-        start = _clock()
-        elapsed0 = self.elapsed
-        if self.epoch >= self.epoch_limit or self.status == "early stopping":
-            log.info("%s has already finished (%s)", self.run_dir, self.status)
+        c, ctx, p = self.config, self.ctx, self.progress
+        budget = TimeBudget(max_time, fit=c.run.fit_to_time and not p.fitted, elapsed=p.elapsed,
+                            ctx=ctx)
+        if p.epoch >= p.epoch_limit or p.status == "early stopping":
+            log.info("%s has already finished (%s)", self.run_dir, p.status)
             return self._result("already finished")
-        self.status = "finished"
+        p.status = "finished"
         tty = ctx.main and sys.stderr.isatty()
-        timing = None  # (clock, epoch) when the first whole epoch after the run's first began
-        # Budget fraction at which run.fit_to_time fits next; None: no fit in this invocation
-        # (a resumed run keeps the fit saved with it).
-        self.next_fit = FIT_AFTER if c.run.fit_to_time and not self.fitted else None
-        while self.epoch < self.epoch_limit:
-            if timing is None and self.step_in_epoch == 0 and self.epoch >= 1:
-                timing = (_clock(), self.epoch)  # the first epoch carries one-off costs
-            self.sampler.set_epoch(self.epoch, self.step_in_epoch)
+        while p.epoch < p.epoch_limit:
+            budget.epoch_starts(p.epoch, p.step_in_epoch)
+            self.sampler.set_epoch(p.epoch, p.step_in_epoch)
             n_steps = len(self.sampler.batches())
             bar = None
             if tty:
                 from tqdm import tqdm
 
-                bar = tqdm(total=n_steps, initial=self.step_in_epoch, leave=False,
-                           desc=f"epoch {self.epoch + 1}/{self.epoch_limit}")
+                bar = tqdm(total=n_steps, initial=p.step_in_epoch, leave=False,
+                           desc=f"epoch {p.epoch + 1}/{p.epoch_limit}")
             stop = False
             for batch in self.train_loader:
                 loss = self.last_loss = self.train_step(batch)
-                self.loss_sum += loss
-                self.loss_steps += 1
-                self.step_in_epoch += 1
-                self.global_step += 1
-                self.elapsed = elapsed0 + _clock() - start
+                p.loss_sum += loss
+                p.loss_steps += 1
+                p.step_in_epoch += 1
+                p.global_step += 1
+                p.elapsed = budget.elapsed()
                 if bar is not None:
                     bar.update(1)
                     bar.set_postfix(loss=f"{loss:.4g}")
-                elif ctx.main and self.global_step % c.run.log_every == 0:
-                    log.info("epoch %d step %d/%d loss %.5g lr %.3g", self.epoch + 1,
-                             self.step_in_epoch, n_steps, loss, self.schedule.lr())
+                elif ctx.main and p.global_step % c.run.log_every == 0:
+                    log.info("epoch %d step %d/%d loss %.5g lr %.3g", p.epoch + 1,
+                             p.step_in_epoch, n_steps, loss, self.schedule.lr())
                 every = c.run.checkpoint_every
-                if every and self.global_step % every == 0 and self.step_in_epoch < n_steps:
+                if every and p.global_step % every == 0 and p.step_in_epoch < n_steps:
                     self.save_last()
                 for callback in self.callbacks:
                     callback(self)
-                if max_time is not None and ctx.any(_clock() - start > max_time):
+                if budget.spent():
                     stop = True
                     break
             if bar is not None:
                 bar.close()
             if stop:
-                self.status = "time limit"
+                p.status = "time limit"
                 log.info("time limit of %.0f s reached at epoch %d step %d; resume to continue",
-                         max_time, self.epoch + 1, self.step_in_epoch)
+                         max_time, p.epoch + 1, p.step_in_epoch)
                 self.save_last()
                 break
-            fit = self.next_fit is not None and timing is not None
-            if self.end_epoch((timing, start, max_time) if fit else None):
+            if self.end_epoch(budget):
                 break
         self.logger.close()
-        return self._result(self.status)
+        return self._result(p.status)
 
-    def _fit_to_time(self, epoch_seconds: float, remaining: float, reserve: float) -> None:
-        """Fix the last epoch to what fits in the remaining budget, and the lr schedule with it.
-
-        Saved with the run, so a resumed run keeps the schedule. The epoch time is the mean
-        since the second epoch, validation included; ``reserve`` seconds are kept back so that
-        the last epoch finishes (and the test set is evaluated) inside the budget."""
-        # Every process must fit the same number: average the measurements over them.
-        t = self.ctx.all_reduce(torch.tensor([epoch_seconds, remaining, reserve],
-                                             dtype=torch.float64))
-        epoch_seconds, remaining, reserve = (float(v) / self.ctx.world for v in t)
-        more = int(max(remaining - reserve, 0.0) // max(epoch_seconds, 1e-9))
-        limit = max(self.epoch, min(self.config.run.epochs, self.epoch + more))
-        first = not self.fitted
-        if not first and limit == self.epoch_limit:
-            return
-        # A refit moves the cosine's horizon by a few percent: a small step in the lr.
-        self.epoch_limit, self.fitted = limit, True
-        self.schedule.total_steps = self.epoch_limit * self.steps_per_epoch
-        log.info("run.fit_to_time: %.1f s per epoch, %.0f s left: %d epochs in all (of %d), "
-                 "the lr schedule %s to them", epoch_seconds, remaining, self.epoch_limit,
-                 self.config.run.epochs, "fitted" if first else "refitted")
-
-    def end_epoch(self, fit_clock: tuple[tuple[float, int], float, float] | None = None) -> bool:
+    def end_epoch(self, budget: TimeBudget | None = None) -> bool:
         """Validate, (fit the budget,) log, checkpoint; True when early stopping ends the run."""
-        c = self.config
+        c, p = self.config, self.progress
         # Each process's step losses add up to the global step loss (see train_step).
-        train_loss = self.ctx.all_reduce(torch.tensor([self.loss_sum], dtype=torch.float64))
-        train_loss = float(train_loss[0]) / max(self.loss_steps, 1)
+        train_loss = self.ctx.all_reduce(torch.tensor([p.loss_sum], dtype=torch.float64))
+        train_loss = float(train_loss[0]) / max(p.loss_steps, 1)
         if self.valid_set is not None:
             valid_loss, valid = self.validate()
         else:
             valid_loss, valid = train_loss, {}
-        self.epoch += 1
-        self.step_in_epoch, self.loss_sum, self.loss_steps = 0, 0.0, 0
-        if fit_clock is not None:  # after validation, which the epoch time must include
-            (t0, epoch0), start, max_time = fit_clock  # timing start, run start, budget
-            now = _clock()
-            # One epoch's time is noisy: average over the first FIT_AFTER of the budget, then
-            # refit every REFIT_EVERY, as epochs often slow down (or speed up) later on.
-            if self.ctx.any(now - start >= self.next_fit * max_time):
-                self._fit_to_time((now - t0) / (self.epoch - epoch0), max_time - (now - start),
-                                  RESERVE * max_time)
-                while self.next_fit * max_time <= now - start:
-                    self.next_fit += REFIT_EVERY
-        improved = valid_loss < self.best_loss
+        p.epoch += 1
+        p.step_in_epoch, p.loss_sum, p.loss_steps = 0, 0.0, 0
+        # After validation, which the epoch time must include; the schedule follows the fit.
+        if budget is not None and budget.fit(p, c.run.epochs):
+            self.schedule.total_steps = p.epoch_limit * self.steps_per_epoch
+        improved = valid_loss < p.best_loss
         if improved:
-            self.best_loss, self.best_epoch, self.best_valid = valid_loss, self.epoch, valid
-            self.bad_epochs = 0
+            p.best_loss, p.best_epoch, p.best_valid = valid_loss, p.epoch, valid
+            p.bad_epochs = 0
         else:
-            self.bad_epochs += 1
+            p.bad_epochs += 1
         self.schedule.epoch_end(valid_loss)
-        row = {"epoch": self.epoch, "step": self.global_step, "time_s": round(self.elapsed, 2),
+        row = {"epoch": p.epoch, "step": p.global_step, "time_s": round(p.elapsed, 2),
                "lr": self.schedule.lr(), "train_loss": train_loss, "valid_loss": valid_loss}
         row.update({f"valid_{k}_mev": 1000 * v for k, v in valid.items()})
         self.logger.epoch(row)
-        log.info("epoch %d/%d train loss %.5g valid loss %.5g%s %s", self.epoch, self.epoch_limit,
+        log.info("epoch %d/%d train loss %.5g valid loss %.5g%s %s", p.epoch, p.epoch_limit,
                  train_loss, valid_loss, " (best)" if improved else "", format_mev(valid))
-        stop = c.run.patience is not None and self.bad_epochs >= c.run.patience
+        stop = c.run.patience is not None and p.bad_epochs >= c.run.patience
         if stop:
-            self.status = "early stopping"
+            p.status = "early stopping"
             log.info("early stopping: no better validation loss in %d epochs", c.run.patience)
         if improved and self.ctx.main:
             save_checkpoint(self.run_dir / "best.pt", self.eval_model, self._summary(valid))
@@ -423,8 +370,9 @@ class Trainer:
         test = None
         if status != "time limit" and self.test_frames is not None and self.ctx.main:
             test = self.evaluate_test()
-        return TrainResult(self.run_dir, status, self.epoch, self.global_step, self.best_epoch,
-                           self.best_valid, test)
+        p = self.progress
+        return TrainResult(self.run_dir, status, p.epoch, p.global_step, p.best_epoch,
+                           p.best_valid, test)
 
     def evaluate_test(self) -> dict:
         from ..evaluate import evaluate
@@ -444,7 +392,8 @@ def train(config, overrides: list[str] | None = None, *, resume=None,
     ``config``: a YAML path, a mapping or a :class:`TrainConfig`; ``overrides``: ``--set``
     strings (``"optim.lr=1e-3"``); ``resume``: a run directory to continue (a run directory
     with ``last.pt`` is continued anyway); ``max_time``: seconds for this invocation (overrides
-    ``run.max_time``); ``callbacks``: functions called with the trainer after every step.
+    ``run.max_time``); ``callbacks``: functions called with the trainer after every step
+    (where the run stands is ``trainer.progress``, a :class:`~mlip.train.progress.Progress`).
     """
     if max_time is not None:  # validated with the rest (run.fit_to_time needs it)
         overrides = [*(overrides or []), f"run.max_time={float(max_time)!r}"]

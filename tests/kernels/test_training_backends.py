@@ -27,7 +27,7 @@ def _loss_curve(tmp_path, backend, steps, model, dtype, device, frames, max_atom
 
     def record(trainer):
         losses.append(trainer.last_loss)
-        if trainer.global_step == steps:
+        if trainer.progress.global_step == steps:
             raise StopTraining
 
     config = {

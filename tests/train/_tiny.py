@@ -37,7 +37,7 @@ def kill_and_resume(config: dict, kill_at: int):
     from mlip.train import StopTraining, train
 
     def kill(trainer):
-        if trainer.global_step == kill_at:
+        if trainer.progress.global_step == kill_at:
             raise StopTraining
 
     with pytest.raises(StopTraining):
