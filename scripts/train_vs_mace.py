@@ -5,8 +5,11 @@ same 10% validation fraction, and are tested on the same test file; the script p
 markdown table of the wall time, epochs and test errors of each. mlip fits its epochs and cosine
 schedule to ``--time`` (``run.fit_to_time``); MACE has no time budget, so it runs
 ``--mace-epochs`` epochs with its published recipe (AMSGrad lr 0.01, EMA 0.99, forces weight
-1000, the SWA stage for the last quarter) and its wall time is reported: pick the epochs from a
-one-epoch probe so that it finishes near ``--time``.
+1000) and its wall time is reported. ``--mace-time`` gives MACE the same budget instead: it
+trains until then and on to its next validation (it validates every epoch then), is stopped,
+and its best checkpoint so far is tested (mace-torch's ``--restart_latest`` with no epochs
+left). Without it, pick the epochs from a one-epoch probe so that MACE finishes near ``--time``;
+``--mace-finalize`` tests the best checkpoint of a MACE run that was stopped by hand.
 
 mace-torch pins e3nn 0.4.4, which mlip's e3nn does not share, so MACE runs from its own
 environment (``--mace-python``):
@@ -101,15 +104,22 @@ def write_split(config_path: Path, out: Path) -> tuple[Path, Path, bool]:
 
 def mace_command(args, out: Path) -> list[str]:
     if args.isolated is not None:
+        # only the elements of the training set: MACE's table has one row per element it sees
+        present = {int(z) for a in read(args.train, ":") for z in a.numbers}
         e0s = repr(
-            {int(a.numbers[0]): float(a.get_potential_energy()) for a in read(args.isolated, ":")}
+            {
+                int(a.numbers[0]): float(a.get_potential_energy())
+                for a in read(args.isolated, ":")
+                if int(a.numbers[0]) in present
+            }
         )
     else:
         e0s = "average"  # least squares over the training set, as mlip's data.e0: fit
     energy_w, forces_w, stress_w = args.mace_weights
     swa = max(1, int(0.75 * args.mace_epochs))
-    # MACE reloads its stage-one checkpoint at the end; it writes one per evaluation interval.
-    interval = 5 if args.mace_epochs >= 10 else 1
+    # MACE reloads its best checkpoint at the end; it writes one per evaluation interval, so a
+    # run cut by --mace-time validates every epoch.
+    interval = 5 if args.mace_epochs >= 10 and args.mace_time is None else 1
     return (
         [
             args.mace_python,
@@ -124,7 +134,7 @@ def mace_command(args, out: Path) -> list[str]:
             "--train_file",
             str(args.train),
             "--valid_fraction",
-            "0.1",
+            str(args.valid_fraction),
             "--test_file",
             str(args.test),
             "--E0s",
@@ -258,6 +268,34 @@ def mlip_test_errors(run_dir: Path, test: Path) -> dict:
     return out
 
 
+def _mace_validations(out: Path) -> int:
+    """How many validation rows MACE has logged so far."""
+    logs = sorted((out / "mace" / "logs").glob("*.log"))
+    return len(re.findall(r"Epoch \d+:", logs[0].read_text())) if logs else 0
+
+
+def finalize_mace(args, out: Path) -> float:
+    """Test the best checkpoint of a stopped MACE run: restart it with no epochs left, which
+    loads the checkpoint, saves its model and writes the test error table. Returns seconds."""
+    ckpts = sorted(
+        (out / "mace" / "checkpoints").glob("*_epoch-*.pt"),
+        key=lambda p: int(re.search(r"_epoch-(\d+)", p.name).group(1)),
+    )
+    if not ckpts:
+        raise SystemExit(f"MACE saved no checkpoint under {out / 'mace' / 'checkpoints'}")
+    epoch = int(re.search(r"_epoch-(\d+)", ckpts[-1].name).group(1))
+    cmd = mace_command(args, out)
+    cmd[cmd.index("--max_num_epochs") + 1] = str(epoch)
+    start = time.perf_counter()
+    with open(out / "mace_finalize.out", "w") as log:
+        env = dict(os.environ, OMP_NUM_THREADS="1")
+        proc = subprocess.run(cmd + ["--restart_latest"], env=env, stdout=log, stderr=log)
+    if proc.returncode != 0:
+        raise SystemExit(f"testing MACE's checkpoint failed; see {out / 'mace_finalize.out'}")
+    args.mace_checkpoint_epoch = epoch
+    return time.perf_counter() - start
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument(
@@ -275,6 +313,18 @@ def main() -> None:
     )
     parser.add_argument("--time", type=float, default=4200, help="mlip's training seconds")
     parser.add_argument("--mace-epochs", type=int, default=100)
+    parser.add_argument(
+        "--mace-time",
+        type=float,
+        help="stop MACE after this many seconds (and its next validation), test its best "
+        "checkpoint; --mace-epochs is then an upper bound",
+    )
+    parser.add_argument(
+        "--mace-finalize",
+        action="store_true",
+        help="train nothing: test the best checkpoint of the MACE run in --out, and print "
+        "the table with mlip's test metrics from the same directory",
+    )
     parser.add_argument("--mace-hidden", default="64x0e+64x1o")
     parser.add_argument("--mace-python", required=True, help="python of the mace-torch venv")
     parser.add_argument(
@@ -286,14 +336,14 @@ def main() -> None:
         help="MACE's energy, forces, stress weights "
         "(default: the acac recipe; MACE-MP's 1 10 100 with a stress split)",
     )
-    # Under torch 2.13, mace-torch 0.3.16's SWA stage failed at its first update on the TiAl
-    # stress run (AveragedModel: "size of tensor a (3) must match ... (0)"), so the runs on a
-    # config's own split go without it
+    # Under torch 2.13, mace-torch 0.3.16's SWA stage fails at its first update, on the TiAl
+    # stress run and on ethanol alike (AveragedModel: "size of tensor a (3) must match ...
+    # (0)"), so it is off unless asked for
     parser.add_argument(
         "--mace-swa",
         action=argparse.BooleanOptionalAction,
-        default=None,
-        help="MACE's SWA stage (default: on for the acac files, off for a config's own split)",
+        default=False,
+        help="MACE's SWA stage (off: it fails under torch 2.13 with mace-torch 0.3.16)",
     )
     parser.add_argument(
         "--mace-scaling",
@@ -313,24 +363,43 @@ def main() -> None:
     args = parser.parse_args()
     args.out.mkdir(parents=True, exist_ok=True)
     args.energy_key, args.forces_key, args.stress = "energy", "forces", False
+    args.valid_fraction = 0.1
     if args.config_split or load_config(args.config).data.test_fraction > 0:
         args.train, args.test, args.stress = write_split(args.config, args.out)
-        args.energy_key, args.forces_key, args.isolated = "REF_energy", "REF_forces", None
+        args.energy_key, args.forces_key = "REF_energy", "REF_forces"
+        data = load_config(args.config).data
+        # MACE's E0s as mlip's: the isolated atoms where the config has them, else least squares
+        args.isolated = Path(data.isolated) if data.e0 == "isolated" else None
+        args.valid_fraction = data.valid_fraction
         args.config_split = True
         if "--mace-weights" not in sys.argv:
             args.mace_weights = (1.0, 10.0, 100.0)
-    if args.mace_swa is None:
-        args.mace_swa = not args.config_split
     env = dict(os.environ, OMP_NUM_THREADS="1")
     jobs, rows = {}, {"mlip": {}, "mace": {}}
+    args.mace_checkpoint_epoch = None
+    if args.mace_finalize:
+        rows["mace"]["finalize_s"] = finalize_mace(args, args.out)
+        jobs = {}
     start = time.perf_counter()
     for name, cmd in (
-        ("mlip", mlip_command(args, args.out)),
-        ("mace", mace_command(args, args.out)),
+        ()
+        if args.mace_finalize
+        else (("mlip", mlip_command(args, args.out)), ("mace", mace_command(args, args.out)))
     ):
         log = open(args.out / f"{name}.out", "w")
         jobs[name] = (subprocess.Popen(cmd, env=env, stdout=log, stderr=subprocess.STDOUT), log)
+    seen = None  # MACE's validation count when --mace-time ran out
     while jobs:  # poll, so each wall time ends when its own process does
+        if "mace" in jobs and args.mace_time is not None:
+            if seen is None and time.perf_counter() - start > args.mace_time:
+                seen = _mace_validations(args.out)
+            if seen is not None and _mace_validations(args.out) > seen:
+                proc, log = jobs.pop("mace")
+                proc.kill()
+                proc.wait()
+                log.close()
+                rows["mace"]["wall_s"] = time.perf_counter() - start
+                rows["mace"]["finalize_s"] = finalize_mace(args, args.out)
         for name, (proc, log) in list(jobs.items()):
             if proc.poll() is None:
                 continue
@@ -340,6 +409,12 @@ def main() -> None:
                 raise SystemExit(f"{name} failed (exit {proc.returncode}); see {log.name}")
             rows[name]["wall_s"] = time.perf_counter() - start
         time.sleep(1.0)
+    if args.mace_finalize:  # mlip's training time from its log; MACE's is not known here
+        import csv
+
+        with open(args.out / "mlip" / "metrics.csv") as f:
+            rows["mlip"]["wall_s"] = float(list(csv.DictReader(f))[-1]["time_s"])
+        rows["mace"]["wall_s"] = float("nan")
     rows["mlip"].update(mlip_test_errors(args.out / "mlip", args.test))
     rows["mace"].update(mace_test_errors(args.out / "mace" / "logs"))
     print(f"\nTest set {args.test.name}; one thread each, side by side.\n")
@@ -351,7 +426,12 @@ def main() -> None:
     print("|---|---|---|---|" + ("---|" if stress else ""))
     labels = {
         "mlip": f"mlip ({args.config.name})",
-        "mace": f"MACE {args.mace_hidden}, L=3, correlation 3, {args.mace_epochs} epochs",
+        "mace": f"MACE {args.mace_hidden}, L=3, correlation 3, "
+        + (
+            f"best checkpoint of epoch {args.mace_checkpoint_epoch}"
+            if args.mace_checkpoint_epoch is not None
+            else f"{args.mace_epochs} epochs"
+        ),
     }
     for name, row in rows.items():
         print(
