@@ -10,9 +10,8 @@ import torch
 
 from .data import keys as K
 from .data.graph import to
-from .data.loader import GraphDataset, SizeBatchSampler
-from .train.losses import collate_targets, errors
-from .train.metrics import Metrics
+from .data.loader import GraphDataset, SizeBatchSampler, collate_targets
+from .metrics import Metrics, errors
 
 log = logging.getLogger("mlip.evaluate")
 

@@ -44,8 +44,8 @@ def run(args) -> int:
 
     from ..data.readers import read_frames
     from ..evaluate import evaluate, parity_plots
+    from ..metrics import UNITS_MEV
     from ..models.registry import load_model
-    from ..train.metrics import UNITS_MEV
 
     device = args.device or ("cuda" if torch.cuda.is_available() else "cpu")
     model = load_model(args.model, device=device, dtype=args.dtype)

@@ -91,6 +91,19 @@ def collate(graphs: list[dict[str, torch.Tensor]]) -> dict[str, torch.Tensor]:
     return batch_graphs(graphs)
 
 
+def collate_targets(graphs: list[dict[str, torch.Tensor]]) -> dict[str, torch.Tensor]:
+    """:func:`collate`, after giving NaN targets to structures without them,
+    so one batch may mix frames with and without forces or stress."""
+    for key in K.TARGETS:
+        if any(key in g for g in graphs) and not all(key in g for g in graphs):
+            field = K.FIELDS[key]  # fill NaN: an unknown target
+            for g in graphs:
+                if key not in g:
+                    rows = 1 if field.level == "structure" else len(g[K.POSITIONS])
+                    g[key] = torch.full((rows, *field.shape), field.fill, dtype=torch.float64)
+    return collate(graphs)
+
+
 class SizeBatchSampler(torch.utils.data.Sampler):
     """Batches of indices with at most ``max_atoms`` atoms and ``max_edges`` edges (and at most
     ``max_graphs`` structures), packed greedily in a seeded order that changes with

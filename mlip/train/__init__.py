@@ -3,10 +3,10 @@
 ``train(config)`` does what ``mlip train config.yaml`` does.
 """
 
+from ..metrics import Metrics
 from .config import ConfigError, TrainConfig, as_config, load_config
 from .loop import StopTraining, TrainResult, train
 from .losses import WeightedLoss
-from .metrics import Metrics
 
 __all__ = [
     "ConfigError",

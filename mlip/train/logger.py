@@ -7,7 +7,7 @@ import logging
 import sys
 from pathlib import Path
 
-from .losses import TERMS
+from ..metrics import TERMS
 
 log = logging.getLogger("mlip.train")
 

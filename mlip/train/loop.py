@@ -26,7 +26,8 @@ import yaml
 from .._malloc import tune_malloc
 from ..data import keys as K
 from ..data.graph import to
-from ..data.loader import GraphDataset
+from ..data.loader import GraphDataset, collate_targets
+from ..metrics import TERMS, Metrics, format_mev
 from ..models.registry import load_model, model_from_checkpoint
 from . import distributed
 from .checkpoint import (
@@ -40,8 +41,7 @@ from .config import ConfigError, TrainConfig, as_config, save_config
 from .ema import EMA
 from .equivariance import SymmetryObjective
 from .logger import RunLogger
-from .losses import TERMS, WeightedLoss, collate_targets
-from .metrics import Metrics, format_mev
+from .losses import WeightedLoss
 from .optim import Schedule, build_optimizer
 from .prepare import finetune_model, new_model, split_data
 from .progress import Progress, TimeBudget

@@ -2,7 +2,8 @@
 
 Each term is returned as a (sum, count) pair rather than a mean, so that under DDP every
 process can divide by the *global* count: the gradient then equals the one-process gradient of
-the same global batch. Targets missing from a structure are NaN (see :func:`collate_targets`)
+the same global batch. Targets missing from a structure are NaN (see
+:func:`mlip.data.loader.collate_targets`)
 and are left out of the sums and counts; stress counts only for periodic structures.
 """
 
@@ -11,56 +12,8 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
-from ..data import keys as K
-from ..data.loader import collate
+from ..metrics import TERMS, errors
 from .config import LossConfig, element_map
-
-TERMS = ("energy", "forces", "stress")
-
-
-def collate_targets(graphs: list[dict[str, torch.Tensor]]) -> dict[str, torch.Tensor]:
-    """:func:`mlip.data.loader.collate`, after giving NaN targets to structures without them,
-    so one batch may mix frames with and without forces or stress."""
-    for key in K.TARGETS:
-        if any(key in g for g in graphs) and not all(key in g for g in graphs):
-            field = K.FIELDS[key]  # fill NaN: an unknown target
-            for g in graphs:
-                if key not in g:
-                    rows = 1 if field.level == "structure" else len(g[K.POSITIONS])
-                    g[key] = torch.full((rows, *field.shape), field.fill, dtype=torch.float64)
-    return collate(graphs)
-
-
-def errors(pred: dict, graph: dict, include_fixed: bool = False) -> dict[str, torch.Tensor]:
-    """Per-item errors in float64: energy per atom ``(B',)``, forces ``(N', 3)``, stress
-    ``(B'', 3, 3)``, each over the items that have a target; forces keep their atoms'
-    element numbers in ``"forces_z"``, and energies and forces the index of their structure
-    in ``"energy_structure"`` and ``"forces_structure"``. Atoms held fixed (``fixed``, OC20's
-    subsurface) are left out of the forces unless ``include_fixed``: their reference forces are
-    real, but no relaxation or MD will ever use the model's."""
-    out = {}
-    n_atoms = graph[K.NUM_ATOMS].to(torch.float64)
-    if K.ENERGY in graph and K.ENERGY in pred:
-        ref = graph[K.ENERGY].to(torch.float64)
-        ok = torch.isfinite(ref)
-        out["energy"] = ((pred[K.ENERGY].to(torch.float64) - ref) / n_atoms)[ok]
-        out["energy_structure"] = torch.nonzero(ok).flatten()
-    if K.FORCES in graph and K.FORCES in pred:
-        ref = graph[K.FORCES].to(torch.float64)
-        ok = torch.isfinite(ref).all(dim=1)
-        if K.FIXED in graph and not include_fixed:
-            ok = ok & ~graph[K.FIXED]
-        out["forces"] = (pred[K.FORCES].to(torch.float64) - ref)[ok]
-        out["forces_z"] = graph[K.ATOMIC_NUMBERS][ok]
-        if K.TAGS in graph:
-            out["forces_tag"] = graph[K.TAGS][ok]
-        if K.BATCH in graph:
-            out["forces_structure"] = graph[K.BATCH][ok]
-    if K.STRESS in graph and K.STRESS in pred:
-        ref = graph[K.STRESS].to(torch.float64)
-        ok = torch.isfinite(ref).flatten(1).all(dim=1) & graph[K.PBC].all(dim=1)
-        out["stress"] = (pred[K.STRESS].to(torch.float64) - ref)[ok]
-    return out
 
 
 class WeightedLoss:

@@ -10,9 +10,9 @@ import torch
 from mlip.data import hdf5, loader
 from mlip.data import keys as K
 from mlip.data.graph import frame_to_graph
+from mlip.data.loader import collate_targets
 from mlip.data.readers import _common
 from mlip.data.readers._common import BadRecord, check_record
-from mlip.train.losses import collate_targets
 
 # The HDF5 cache's layout is a file format (FORMAT_VERSION 1): pinned here, not derived, so
 # that a change to the field table that would change it fails until the version is bumped.

@@ -7,8 +7,8 @@ import torch
 
 from mlip.data import keys as K
 from mlip.data.loader import fit_e0
+from mlip.metrics import Metrics, state_label
 from mlip.train.config import ConfigError, load_config
-from mlip.train.metrics import Metrics, state_label
 from mlip.train.prepare import split_data
 
 

@@ -4,10 +4,11 @@ import pytest
 import torch
 
 from mlip.data import keys as K
+from mlip.data.loader import collate_targets
+from mlip.metrics import Metrics
 from mlip.train.config import LossConfig
 from mlip.train.ema import EMA
-from mlip.train.losses import WeightedLoss, collate_targets
-from mlip.train.metrics import Metrics
+from mlip.train.losses import WeightedLoss
 
 
 def _graph(n_atoms=(2, 3), stress=True, pbc=(True, False)):

@@ -9,9 +9,9 @@ from mlip.data import keys as K
 from mlip.data.graph import frame_to_graph
 from mlip.data.loader import collate
 from mlip.data.readers import read_frames
+from mlip.metrics import Metrics
 from mlip.train.config import ConfigError, DataConfig, LossConfig, TrainConfig, validate
 from mlip.train.losses import WeightedLoss
-from mlip.train.metrics import Metrics
 
 REPO = Path(__file__).resolve().parents[2]
 SAMPLES = REPO / "datasets" / "samples"

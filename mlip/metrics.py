@@ -1,5 +1,6 @@
-"""Error metrics: MAE and RMSE of energy per atom, forces and stress, overall, per element and
-per (charge, multiplicity) state of the structures that give them.
+"""Errors and metrics, shared by training and evaluation: per-item errors (:func:`errors`), and
+MAE and RMSE of energy per atom, forces and stress, overall, per element and per (charge,
+multiplicity) state of the structures that give them (:class:`Metrics`).
 
 Sums are accumulated in float64 and reduced across processes by summing, so the metrics of a
 sharded validation set equal those of one process. Values are in eV units; :func:`format_mev`
@@ -13,8 +14,9 @@ import math
 import torch
 from ase.data import chemical_symbols
 
-from ..data import keys as K
-from .losses import TERMS, errors
+from .data import keys as K
+
+TERMS = ("energy", "forces", "stress")
 
 UNITS_MEV = {"energy": "meV/atom", "forces": "meV/Å", "stress": "meV/Å³"}
 # The (charge, multiplicity) table: charges -MAX_CHARGE..MAX_CHARGE, multiplicities 1..MAX_SPIN
@@ -25,6 +27,38 @@ MAX_CHARGE, MAX_SPIN = 20, 21
 def state_label(charge: int, spin: int) -> str:
     """``"+1/2"``: charge, then multiplicity."""
     return f"{charge:+d}/{spin}" if charge else f"0/{spin}"
+
+
+def errors(pred: dict, graph: dict, include_fixed: bool = False) -> dict[str, torch.Tensor]:
+    """Per-item errors in float64: energy per atom ``(B',)``, forces ``(N', 3)``, stress
+    ``(B'', 3, 3)``, each over the items that have a target; forces keep their atoms'
+    element numbers in ``"forces_z"``, and energies and forces the index of their structure
+    in ``"energy_structure"`` and ``"forces_structure"``. Atoms held fixed (``fixed``, OC20's
+    subsurface) are left out of the forces unless ``include_fixed``: their reference forces are
+    real, but no relaxation or MD will ever use the model's."""
+    out = {}
+    n_atoms = graph[K.NUM_ATOMS].to(torch.float64)
+    if K.ENERGY in graph and K.ENERGY in pred:
+        ref = graph[K.ENERGY].to(torch.float64)
+        ok = torch.isfinite(ref)
+        out["energy"] = ((pred[K.ENERGY].to(torch.float64) - ref) / n_atoms)[ok]
+        out["energy_structure"] = torch.nonzero(ok).flatten()
+    if K.FORCES in graph and K.FORCES in pred:
+        ref = graph[K.FORCES].to(torch.float64)
+        ok = torch.isfinite(ref).all(dim=1)
+        if K.FIXED in graph and not include_fixed:
+            ok = ok & ~graph[K.FIXED]
+        out["forces"] = (pred[K.FORCES].to(torch.float64) - ref)[ok]
+        out["forces_z"] = graph[K.ATOMIC_NUMBERS][ok]
+        if K.TAGS in graph:
+            out["forces_tag"] = graph[K.TAGS][ok]
+        if K.BATCH in graph:
+            out["forces_structure"] = graph[K.BATCH][ok]
+    if K.STRESS in graph and K.STRESS in pred:
+        ref = graph[K.STRESS].to(torch.float64)
+        ok = torch.isfinite(ref).flatten(1).all(dim=1) & graph[K.PBC].all(dim=1)
+        out["stress"] = (pred[K.STRESS].to(torch.float64) - ref)[ok]
+    return out
 
 
 class Metrics:
