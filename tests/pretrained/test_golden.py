@@ -53,6 +53,9 @@ def structure(name: str) -> Atoms:
 def predict(name: str) -> dict:
     model = mlip.load_pretrained(name, dtype="float64")
     atoms = structure(name)
+    if not model.uses_charge_spin:  # a model without conditioning would warn that it ignores them
+        atoms.info.pop("charge", None)
+        atoms.info.pop("spin", None)
     out = evaluate(model, atoms, stress=bool(atoms.pbc.all()))[0]
     return {
         k: np.asarray(v).tolist() for k, v in out.items() if k in ("energy", "forces", "stress")
