@@ -12,6 +12,7 @@ from ase.calculators.emt import EMT
 from mlip.cli import main
 from mlip.eos import equation_of_state, fit_eos
 from mlip.simulate import SimulationError
+from tests.helpers import tiny_cu_model
 
 
 def birch_murnaghan(v, e0, v0, b0, b1):
@@ -64,14 +65,7 @@ def test_scan_refuses_a_molecule_and_bad_ranges():
 
 
 def test_verb_writes_the_summary_and_the_plot(tmp_path, capsys):
-    torch = pytest.importorskip("torch")
-    import mlip
-
-    torch.manual_seed(0)
-    model = mlip.build_model(
-        "equivariant", elements=[29], lmax=1, channels=4, num_layers=1, pair_repulsion=True
-    )
-    model.save(tmp_path / "cu.pt")
+    tiny_cu_model(tmp_path / "cu.pt")
     ase.io.write(tmp_path / "cu.xyz", bulk("Cu", "fcc", a=3.6), format="extxyz")
     base = ["eos", str(tmp_path / "cu.pt"), str(tmp_path / "cu.xyz"), "--dtype", "float64"]
     out = ["-o", str(tmp_path / "eos.json"), "--plot", str(tmp_path / "eos.png")]

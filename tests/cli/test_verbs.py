@@ -10,10 +10,10 @@ import numpy as np
 import pytest
 import yaml
 from ase.build import bulk
-from train._tiny import tiny_config, write_acac  # tests/ is on sys.path (rootdir packages)
 
 import mlip
 from mlip.cli import main
+from tests.helpers import tiny_config, tiny_cu_model, write_acac
 
 
 @pytest.fixture(scope="module")
@@ -171,12 +171,7 @@ def test_md_nvt_and_nve_log_and_trajectory(trained, tmp_path, capsys):
 
 
 def test_md_npt_and_relax_cell_on_a_crystal(tmp_path, capsys):
-    torch = pytest.importorskip("torch")
-    torch.manual_seed(0)
-    model = mlip.build_model(
-        "equivariant", elements=[29], lmax=1, channels=4, num_layers=1, pair_repulsion=True
-    )
-    model.save(tmp_path / "cu.pt")
+    tiny_cu_model(tmp_path / "cu.pt")
     ase.io.write(tmp_path / "cu.xyz", bulk("Cu", "fcc", a=3.7, cubic=True), format="extxyz")
     assert (
         main(

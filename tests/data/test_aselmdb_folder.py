@@ -1,13 +1,13 @@
 """An OMol25 split as downloaded, a folder of .aselmdb files, reads as one dataset."""
 
 import shutil
-from pathlib import Path
 
 import pytest
 
 from mlip.data.readers import DataError, guess_format, read_frames
+from tests.helpers import SAMPLES
 
-SAMPLE = Path(__file__).parents[2] / "datasets" / "samples" / "omol_sample.aselmdb"
+SAMPLE = SAMPLES / "omol_sample.aselmdb"
 
 
 def test_folder_of_aselmdb_files(tmp_path):

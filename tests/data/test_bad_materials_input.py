@@ -7,8 +7,7 @@ from ase.build import fcc111
 
 import mlip
 from mlip.data.readers import DataError, read_frames
-
-from ._paths import shared
+from tests.helpers import shared
 
 HEADER = 'Lattice="5 0 0 0 5 0 0 0 5" pbc="T T T"'
 

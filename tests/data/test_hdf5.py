@@ -12,8 +12,7 @@ from mlip.data import frame_to_graph
 from mlip.data import keys as K
 from mlip.data.hdf5 import HDF5Dataset, convert
 from mlip.data.readers import DataError, read_frames
-
-from ._paths import ACAC, SAMPLES, shared
+from tests.helpers import ACAC, SAMPLES, shared
 
 SOURCES = {
     "extxyz_virial": lambda: (shared("tial/TiAl_tutorial.xyz"), {}),

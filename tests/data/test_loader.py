@@ -20,8 +20,7 @@ from mlip.data.loader import (
     split_indices,
 )
 from mlip.data.readers import read_frames
-
-from ._paths import ACAC
+from tests.helpers import ACAC
 
 
 @pytest.fixture(scope="module")

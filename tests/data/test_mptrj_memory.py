@@ -6,7 +6,7 @@ import sys
 
 import pytest
 
-from ._paths import SAMPLES
+from tests.helpers import SAMPLES
 
 READ_AND_MEASURE = """
 import resource, sys

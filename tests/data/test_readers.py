@@ -13,8 +13,7 @@ from mlip.data import frame_to_graph
 from mlip.data import keys as K
 from mlip.data.readers import DataError, read_frames, read_mptrj, read_oc20
 from mlip.data.validate import StructureError
-
-from ._paths import ACAC, SAMPLES, shared
+from tests.helpers import ACAC, SAMPLES, shared
 
 
 def test_tial_force_alias_and_virial_become_forces_and_stress():

@@ -21,8 +21,7 @@ import mlip
 from mlip.cli import main
 from mlip.integrations._lammps_lib import LammpsNotAvailable, import_lammps
 from mlip.integrations.lammps import run_lammps
-
-from ._lammps_util import lammps_frame_cell, read_dump, write_data
+from tests.helpers.lammps import lammps_frame_cell, read_dump, write_data
 
 try:
     import_lammps()

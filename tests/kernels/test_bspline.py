@@ -1,11 +1,11 @@
 """Cubic B-spline radial op: Triton against the torch reference; the nn module uses it."""
 
 import torch
-from _compare import assert_matches, gpu, needs_interpreter
 from mlip.kernels.bspline import bspline_radial, reference
 from pytest import mark
 
 from mlip.nn.radial import CubicBSplineRadial
+from tests.helpers.kernels import assert_matches, needs_interpreter, needs_triton
 
 CUTOFF = 5.0
 
@@ -56,8 +56,8 @@ def test_triton_matches_reference(dtype):
 
 
 @mark.parametrize("dtype", [torch.float32, torch.float64])
-@gpu[0]
-@gpu[1]
+@mark.gpu
+@needs_triton
 def test_triton_matches_reference_cuda(dtype):
     assert_matches(bspline_radial, inputs(dtype, "cuda", E=5000, knots=16, out=256),
                    wrt=(0, 1), dtype=dtype)

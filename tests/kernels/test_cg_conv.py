@@ -7,9 +7,10 @@ itself never imports e3nn.
 import math
 
 import torch
-from _compare import assert_matches, gpu, needs_interpreter
 from mlip.kernels.cg_conv import cg_conv, reference
 from pytest import mark
+
+from tests.helpers.kernels import assert_matches, needs_interpreter, needs_triton
 
 
 def cg_table(lmax):
@@ -75,8 +76,8 @@ def test_triton_k_out_smaller_than_input():
 
 
 @mark.parametrize("dtype", [torch.float32, torch.float64])
-@gpu[0]
-@gpu[1]
+@mark.gpu
+@needs_triton
 def test_triton_matches_reference_cuda(dtype):
     args = inputs(dtype, "cuda", N=64, E=1000, C=64, lmax=3)
     assert_matches(cg_conv, args, wrt=(0, 1, 2), dtype=dtype)

@@ -6,10 +6,11 @@ import warnings
 
 import pytest
 import torch
-from _compare import needs_interpreter
 from mlip.kernels import _dispatch
 from mlip.kernels.bspline import bspline_radial
 from mlip.kernels.gaunt_conv import gaunt_grid_conv, reference
+
+from tests.helpers.kernels import needs_interpreter
 
 CPU = torch.device("cpu")
 

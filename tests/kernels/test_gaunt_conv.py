@@ -1,9 +1,10 @@
 """Gaunt-grid convolution: Triton against the torch reference, every direction and dtype."""
 
 import torch
-from _compare import assert_matches, gpu, needs_interpreter
 from mlip.kernels.gaunt_conv import gaunt_grid_conv, reference
 from pytest import mark
+
+from tests.helpers.kernels import assert_matches, needs_interpreter, needs_triton
 
 
 def inputs(dtype, device="cpu", N=4, E=10, G=12, C=6, lmax=3, seed=0):
@@ -55,8 +56,8 @@ def test_triton_lmax0_and_empty_receivers():
 
 
 @mark.parametrize("dtype", [torch.float32, torch.float64])
-@gpu[0]
-@gpu[1]
+@mark.gpu
+@needs_triton
 def test_triton_matches_reference_cuda(dtype):
     args = inputs(dtype, "cuda", N=64, E=1000, G=28, C=64, lmax=3)
     assert_matches(gaunt_grid_conv, args, wrt=(0, 1, 2), dtype=dtype)

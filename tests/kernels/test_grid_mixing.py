@@ -2,9 +2,10 @@
 
 import pytest
 import torch
-from _compare import assert_matches, gpu, needs_interpreter
 from mlip.kernels.grid_mixing import grid_mlp, reference
 from pytest import mark
+
+from tests.helpers.kernels import assert_matches, needs_interpreter, needs_triton
 
 
 def inputs(dtype, device="cpu", N=3, lmax=2, G=20, C=5, H=6, O=7, seed=0):
@@ -48,8 +49,8 @@ def test_triton_matches_reference(dtype):
 
 
 @mark.parametrize("dtype", [torch.float32, torch.float64])
-@gpu[0]
-@gpu[1]
+@mark.gpu
+@needs_triton
 def test_triton_matches_reference_cuda(dtype):
     args = inputs(dtype, "cuda", N=256, lmax=3, G=153, C=64, H=64, O=64)
     assert_matches(grid_mlp, args, wrt=range(7), dtype=dtype)

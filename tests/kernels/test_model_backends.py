@@ -6,13 +6,13 @@ same comparison is the 100-step loss-curve check of docs/kernels.md.
 
 import pytest
 import torch
-from _compare import needs_interpreter
 from mlip.kernels.cg_conv import cg_conv
 
 import mlip
 from mlip.data.graph import batch_graphs, from_ase
 from mlip.nn.tensor_product import CGTensorProduct
 from mlip.testing import contract_structures
+from tests.helpers.kernels import needs_interpreter
 
 SMALL = {"lmax": 2, "channels": (6, 4, 3), "conv_channels": 4, "num_layers": 2,
          "radial_hidden": 8, "num_knots": 8, "readout_hidden": 4, "elements": [1, 6, 8, 29],
@@ -63,8 +63,6 @@ def test_triton_backend_equals_torch_backend(name):
 @pytest.mark.parametrize("name", sorted(MODELS))
 @pytest.mark.gpu
 def test_triton_backend_equals_torch_backend_cuda(name):
-    if not torch.cuda.is_available():
-        pytest.skip("needs CUDA+triton")
     _compare(name, "cuda")
 
 

@@ -8,16 +8,14 @@ which traces the ops' backward formulas and the Triton kernels inside them.
 """
 
 import pytest
-import test_bspline
-import test_cg_conv
-import test_gaunt_conv
-import test_grid_mixing
 import torch
-from _compare import needs_interpreter
 from mlip.kernels.bspline import bspline_radial
 from mlip.kernels.cg_conv import cg_conv
 from mlip.kernels.gaunt_conv import gaunt_grid_conv
 from mlip.kernels.grid_mixing import grid_mlp
+
+from tests.helpers.kernels import needs_interpreter
+from tests.kernels import test_bspline, test_cg_conv, test_gaunt_conv, test_grid_mixing
 
 CASES = {
     "gaunt_grid_conv": (gaunt_grid_conv, test_gaunt_conv.inputs, (0, 1, 2)),
@@ -59,6 +57,4 @@ def test_compiled_graph_with_the_kernel_matches_eager(name):
 @pytest.mark.gpu
 @pytest.mark.parametrize("name", sorted(CASES))
 def test_aot_compiled_graph_with_the_kernel_matches_eager_cuda(name):
-    if not torch.cuda.is_available():
-        pytest.skip("needs CUDA+triton")
     _check(name, "cuda", "aot_eager")

@@ -4,16 +4,14 @@ CPU (interpreter): a small facet-s model in float64 for a few steps, equal to 1e
 facet-s preset in float32 for 100 steps on acac, equal within float32 tolerance (issue #7).
 """
 
-from pathlib import Path
-
 import ase.io
 import pytest
 import torch
-from _compare import needs_interpreter
 
 from mlip.train import StopTraining, train
+from tests.helpers import ACAC
+from tests.helpers.kernels import needs_interpreter
 
-ACAC = Path(__file__).resolve().parents[2] / "datasets" / "acac"
 # The interpreter runs the kernels' double backward slowly: a very small facet-s, two steps.
 SMALL_FACET = {"name": "facet-s", "hyperparameters": {
     "lmax": 1, "channels": [4, 4], "conv_channels": 4, "num_knots": 4, "readout_hidden": 4}}
@@ -55,8 +53,6 @@ def test_triton_training_follows_the_reference_cpu(tmp_path):
 
 @pytest.mark.gpu
 def test_triton_training_follows_the_reference_cuda_100_steps(tmp_path):
-    if not torch.cuda.is_available():
-        pytest.skip("needs CUDA+triton")
     args = (100, {"name": "facet-s"}, "float32", "cuda", 500)
     ref = _loss_curve(tmp_path, "torch", *args)
     out = _loss_curve(tmp_path, "triton", *args)

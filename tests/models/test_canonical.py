@@ -5,7 +5,6 @@ the frame report, the conditioning penalty in training, checkpoints and ``mlip c
 import csv
 import json
 import math
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -27,6 +26,7 @@ from mlip.nn import CGTensorProduct, spherical_harmonics
 from mlip.testing import contract as C
 from mlip.testing.mixin import PotentialContract
 from mlip.testing.structures import contract_structures, random_rotation
+from tests.helpers import ACAC
 
 SMALL = {
     "dim": 16,
@@ -372,7 +372,7 @@ def test_the_trainer_adds_the_conditioning_penalty(tmp_path):
     from mlip.train import train
 
     data = tmp_path / "acac.xyz"
-    source = Path(__file__).resolve().parents[2] / "datasets" / "acac" / "train_300K.xyz"
+    source = ACAC / "train_300K.xyz"
     ase.io.write(data, ase.io.read(source, index=":8"), format="extxyz")
     losses = []
     for penalty in (0.0, 1e4):

@@ -1,7 +1,6 @@
 """ZBL repulsion: the textbook value, a smooth switch-off below bonded distances, checkpoints."""
 
 import math
-from pathlib import Path
 
 import pytest
 import torch
@@ -11,8 +10,7 @@ import mlip
 from mlip.data.graph import from_ase
 from mlip.models.registry import checkpoint_dict, model_from_checkpoint
 from mlip.nn.repulsion import DEFAULT_SWITCH, ZBLRepulsion
-
-ACAC = Path(__file__).resolve().parents[2] / "datasets" / "acac" / "train_300K.xyz"
+from tests.helpers import ACAC
 
 
 def test_zbl_matches_hand_computed_value():
@@ -47,7 +45,7 @@ def test_zbl_is_exactly_zero_on_bonded_molecules():
     # Every frame of acac at 300 K: compressed bonds reach 0.82 of the covalent sum. A wall
     # switched off at the sum itself put 2.5 eV/Å RMS of force into these frames.
     zbl = ZBLRepulsion()
-    for atoms in read(ACAC, "::10"):
+    for atoms in read(ACAC / "train_300K.xyz", "::10"):
         g = from_ase(atoms, 5.0)
         s, r = g["edge_index"]
         length = (g["positions"][s] - g["positions"][r]).norm(dim=1)

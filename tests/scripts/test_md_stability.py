@@ -1,25 +1,18 @@
 """scripts/md_stability.py on synthetic MD output: drift slope, fragmentation, exit code."""
 
-import importlib.util
-from pathlib import Path
-
 import ase.io
 import numpy as np
 from ase.calculators.singlepoint import SinglePointCalculator
 
-SCRIPT = Path(__file__).resolve().parents[2] / "scripts" / "md_stability.py"
-ACAC = Path(__file__).resolve().parents[2] / "datasets" / "acac" / "train_300K.xyz"
+from tests.helpers import ACAC, load_script
 
 
 def _module():
-    spec = importlib.util.spec_from_file_location("md_stability", SCRIPT)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_script("md_stability")
 
 
 def _write_run(tmp_path, drift_ev_per_ps, fly_away=False, n=21):
-    start = ase.io.read(ACAC, index=0)
+    start = ase.io.read(ACAC / "train_300K.xyz", index=0)
     rng = np.random.default_rng(0)
     frames, times = [], np.linspace(0.0, 1.0, n)
     for k, t in enumerate(times):

@@ -1,6 +1,6 @@
 import pytest
 
-from ._tiny import write_acac
+from tests.helpers import write_acac
 
 
 @pytest.fixture(scope="module")

@@ -5,6 +5,7 @@ import yaml
 
 from mlip.train.config import ConfigError, TrainConfig, config_from_dict, load_config
 from mlip.train.prepare import new_model, split_data
+from tests.helpers import REPO
 
 
 def test_defaults_and_yaml_round_trip(tmp_path):
@@ -62,7 +63,7 @@ def test_config_is_frozen():
         config.run.epochs = 3
 
 
-CONFIGS = sorted((Path(__file__).parents[2] / "configs").glob("*.yaml"))
+CONFIGS = sorted((REPO / "configs").glob("*.yaml"))
 
 
 @pytest.mark.parametrize("path", CONFIGS, ids=lambda p: p.name)

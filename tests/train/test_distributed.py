@@ -12,8 +12,7 @@ import yaml
 
 from mlip.train import train
 from mlip.train.distributed import BalancedBatchSampler
-
-from ._tiny import tiny_config, write_acac
+from tests.helpers import tiny_config, write_acac
 
 
 def test_balanced_sampler_splits_global_batches_by_atoms():

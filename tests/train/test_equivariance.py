@@ -9,8 +9,7 @@ from mlip.data import keys as K
 from mlip.train import ConfigError, train
 from mlip.train.config import EquivarianceConfig
 from mlip.train.equivariance import SymmetryObjective
-
-from ._tiny import kill_and_resume, tiny_config, write_acac
+from tests.helpers import kill_and_resume, tiny_config, write_acac
 
 TINY_TRANSFORMER = {"name": "transformer",
                     "hyperparameters": {"dim": 16, "num_heads": 2, "num_layers": 1,

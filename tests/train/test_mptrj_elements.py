@@ -6,10 +6,9 @@ import pytest
 import mlip
 from mlip.train import train
 from mlip.train.config import ConfigError
+from tests.helpers import SAMPLES, tiny_config
 
-from ._tiny import REPO, tiny_config
-
-MPTRJ = REPO / "datasets" / "samples" / "mptrj_sample.json"
+MPTRJ = SAMPLES / "mptrj_sample.json"
 # H to Bi and Ac to Pu: the 89 elements of MPTrj
 MPTRJ_ELEMENTS = list(range(1, 84)) + list(range(89, 95))
 

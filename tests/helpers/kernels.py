@@ -3,20 +3,14 @@
 OpenEquivariance's model: forward, backward and double backward are compared separately. The
 upstream gradients have stride 0 (like autograd's gradient of ``out.sum()``), so a launcher
 that forgets ``.contiguous()`` fails here. Without a GPU the Triton path runs under
-``TRITON_INTERPRET=1``, which must be set before the kernels are first built.
+``TRITON_INTERPRET=1``, which tests/kernels/conftest.py sets before the kernels are built.
 """
 
 from __future__ import annotations
 
-import os
-
 import pytest
 import torch
-
-if not torch.cuda.is_available():
-    os.environ.setdefault("TRITON_INTERPRET", "1")
-
-from mlip.kernels._dispatch import HAS_TRITON, interpreting  # noqa: E402
+from mlip.kernels._dispatch import HAS_TRITON, interpreting
 
 # Relative to max(1, max|reference|).
 TOL = {
@@ -29,10 +23,8 @@ needs_interpreter = pytest.mark.skipif(
     reason="triton not installed, or TRITON_INTERPRET=1 not set (on a GPU machine the "
     "@pytest.mark.gpu tests cover the Triton path)",
 )
-gpu = [
-    pytest.mark.gpu,
-    pytest.mark.skipif(not (HAS_TRITON and torch.cuda.is_available()), reason="needs CUDA+triton"),
-]
+# With @pytest.mark.gpu (tests/conftest.py skips that without CUDA): triton is optional.
+needs_triton = pytest.mark.skipif(not HAS_TRITON, reason="triton not installed")
 
 
 def stride0_like(t: torch.Tensor, gen: torch.Generator) -> torch.Tensor:
