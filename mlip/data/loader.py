@@ -77,30 +77,30 @@ class GraphDataset(torch.utils.data.Dataset):
 _DEFAULTS = [
     K.FIELDS[key] for key in K.OPTIONAL if K.FIELDS[key].level == "atom" and key in K.INPUTS
 ]
+_TARGETS = [K.FIELDS[key] for key in K.TARGETS]  # filled with NaN: an unknown target
+
+
+def _fill_missing(graphs: list[dict[str, torch.Tensor]], fields) -> None:
+    """Give each field's fill to the graphs of a batch that lack it while others have it."""
+    for f in fields:
+        if any(f.name in g for g in graphs) and not all(f.name in g for g in graphs):
+            for g in graphs:
+                if f.name not in g:
+                    rows = 1 if f.level == "structure" else len(g[K.POSITIONS])
+                    g[f.name] = torch.from_numpy(np.full((rows, *f.shape), f.fill, f.numpy_dtype))
 
 
 def collate(graphs: list[dict[str, torch.Tensor]]) -> dict[str, torch.Tensor]:
     """:func:`batch_graphs`, after giving ``tags`` (0) and ``fixed`` (False) to graphs without
     them: frames leave all-zero tags out, so one file can mix both."""
-    for f in _DEFAULTS:
-        if any(f.name in g for g in graphs) and not all(f.name in g for g in graphs):
-            for g in graphs:
-                if f.name not in g:
-                    shape = (len(g[K.POSITIONS]), *f.shape)
-                    g[f.name] = torch.from_numpy(np.full(shape, f.fill, f.numpy_dtype))
+    _fill_missing(graphs, _DEFAULTS)
     return batch_graphs(graphs)
 
 
 def collate_targets(graphs: list[dict[str, torch.Tensor]]) -> dict[str, torch.Tensor]:
-    """:func:`collate`, after giving NaN targets to structures without them,
-    so one batch may mix frames with and without forces or stress."""
-    for key in K.TARGETS:
-        if any(key in g for g in graphs) and not all(key in g for g in graphs):
-            field = K.FIELDS[key]  # fill NaN: an unknown target
-            for g in graphs:
-                if key not in g:
-                    rows = 1 if field.level == "structure" else len(g[K.POSITIONS])
-                    g[key] = torch.full((rows, *field.shape), field.fill, dtype=torch.float64)
+    """:func:`collate`, after giving NaN targets to structures without them, so one batch may
+    mix frames with and without forces or stress."""
+    _fill_missing(graphs, _TARGETS)
     return collate(graphs)
 
 

@@ -3,8 +3,8 @@
 Each term is returned as a (sum, count) pair rather than a mean, so that under DDP every
 process can divide by the *global* count: the gradient then equals the one-process gradient of
 the same global batch. Targets missing from a structure are NaN (see
-:func:`mlip.data.loader.collate_targets`)
-and are left out of the sums and counts; stress counts only for periodic structures.
+:func:`mlip.data.loader.collate_targets`) and are left out of the sums and counts; stress
+counts only for periodic structures.
 """
 
 from __future__ import annotations
