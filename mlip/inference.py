@@ -45,7 +45,9 @@ def run_batch(
     directions, computed in the same call when any is (the calculator's and ``predict``'s
     rule); ``True`` computes it for every structure (the contract's strain checks); ``False``
     never."""
-    batch = batch_graphs(list(graphs), common_keys=True)
+    # A graph of one structure is already a batch of one: the calculator's path (every MD step)
+    # skips the copy that batching would make.
+    batch = graphs[0] if len(graphs) == 1 else batch_graphs(list(graphs), common_keys=True)
     device = device if device is not None else next(model.buffers()).device
     batch = to_device(batch, device)
     periodic = batch[K.PBC].all(dim=1).tolist()
