@@ -296,6 +296,42 @@ def finalize_mace(args, out: Path) -> float:
     return time.perf_counter() - start
 
 
+def train_side_by_side(args, rows: dict) -> bool:
+    """Run mlip and MACE at once; each wall time ends when its own process does. True when
+    ``--mace-time`` stopped MACE (its best checkpoint is still to be tested)."""
+    env = dict(os.environ, OMP_NUM_THREADS="1")
+    jobs = {}
+    start = time.perf_counter()
+    for name, cmd in (
+        ("mlip", mlip_command(args, args.out)),
+        ("mace", mace_command(args, args.out)),
+    ):
+        log = open(args.out / f"{name}.out", "w")
+        jobs[name] = (subprocess.Popen(cmd, env=env, stdout=log, stderr=subprocess.STDOUT), log)
+    seen, stopped = None, False  # MACE's validation count when --mace-time ran out
+    while jobs:
+        if "mace" in jobs and args.mace_time is not None:
+            if seen is None and time.perf_counter() - start > args.mace_time:
+                seen = _mace_validations(args.out)
+            if seen is not None and _mace_validations(args.out) > seen:
+                proc, log = jobs.pop("mace")
+                proc.kill()
+                proc.wait()
+                log.close()
+                rows["mace"]["wall_s"] = time.perf_counter() - start
+                stopped = True
+        for name, (proc, log) in list(jobs.items()):
+            if proc.poll() is None:
+                continue
+            log.close()
+            del jobs[name]
+            if proc.returncode != 0:
+                raise SystemExit(f"{name} failed (exit {proc.returncode}); see {log.name}")
+            rows[name]["wall_s"] = time.perf_counter() - start
+        time.sleep(1.0)
+    return stopped
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument(
@@ -364,57 +400,29 @@ def main() -> None:
     args.out.mkdir(parents=True, exist_ok=True)
     args.energy_key, args.forces_key, args.stress = "energy", "forces", False
     args.valid_fraction = 0.1
-    if args.config_split or load_config(args.config).data.test_fraction > 0:
+    data = load_config(args.config).data
+    if args.config_split or data.test_fraction > 0:
         args.train, args.test, args.stress = write_split(args.config, args.out)
         args.energy_key, args.forces_key = "REF_energy", "REF_forces"
-        data = load_config(args.config).data
         # MACE's E0s as mlip's: the isolated atoms where the config has them, else least squares
         args.isolated = Path(data.isolated) if data.e0 == "isolated" else None
         args.valid_fraction = data.valid_fraction
         args.config_split = True
         if "--mace-weights" not in sys.argv:
             args.mace_weights = (1.0, 10.0, 100.0)
-    env = dict(os.environ, OMP_NUM_THREADS="1")
-    jobs, rows = {}, {"mlip": {}, "mace": {}}
+    rows = {"mlip": {}, "mace": {}}
     args.mace_checkpoint_epoch = None
-    if args.mace_finalize:
-        rows["mace"]["finalize_s"] = finalize_mace(args, args.out)
-        jobs = {}
-    start = time.perf_counter()
-    for name, cmd in (
-        ()
-        if args.mace_finalize
-        else (("mlip", mlip_command(args, args.out)), ("mace", mace_command(args, args.out)))
-    ):
-        log = open(args.out / f"{name}.out", "w")
-        jobs[name] = (subprocess.Popen(cmd, env=env, stdout=log, stderr=subprocess.STDOUT), log)
-    seen = None  # MACE's validation count when --mace-time ran out
-    while jobs:  # poll, so each wall time ends when its own process does
-        if "mace" in jobs and args.mace_time is not None:
-            if seen is None and time.perf_counter() - start > args.mace_time:
-                seen = _mace_validations(args.out)
-            if seen is not None and _mace_validations(args.out) > seen:
-                proc, log = jobs.pop("mace")
-                proc.kill()
-                proc.wait()
-                log.close()
-                rows["mace"]["wall_s"] = time.perf_counter() - start
-                rows["mace"]["finalize_s"] = finalize_mace(args, args.out)
-        for name, (proc, log) in list(jobs.items()):
-            if proc.poll() is None:
-                continue
-            log.close()
-            del jobs[name]
-            if proc.returncode != 0:
-                raise SystemExit(f"{name} failed (exit {proc.returncode}); see {log.name}")
-            rows[name]["wall_s"] = time.perf_counter() - start
-        time.sleep(1.0)
     if args.mace_finalize:  # mlip's training time from its log; MACE's is not known here
         import csv
 
         with open(args.out / "mlip" / "metrics.csv") as f:
             rows["mlip"]["wall_s"] = float(list(csv.DictReader(f))[-1]["time_s"])
         rows["mace"]["wall_s"] = float("nan")
+        stopped = True
+    else:
+        stopped = train_side_by_side(args, rows)
+    if stopped:  # after mlip has finished, so that the test run takes none of its time
+        rows["mace"]["finalize_s"] = finalize_mace(args, args.out)
     rows["mlip"].update(mlip_test_errors(args.out / "mlip", args.test))
     rows["mace"].update(mace_test_errors(args.out / "mace" / "logs"))
     print(f"\nTest set {args.test.name}; one thread each, side by side.\n")
