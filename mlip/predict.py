@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import logging
 import os
-from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
@@ -17,27 +16,6 @@ from .data.readers import DataError, read_frames
 from .inference import ase_results, run_batch
 
 log = logging.getLogger("mlip.predict")
-
-
-def _frames(path: str, format: str | None):
-    """The frames of a file; a reader's stream keeps its count of skipped bad records."""
-    if not Path(path).exists():
-        raise DataError(f"{path}: no such file")
-    if Path(path).suffix.lower() in (".h5", ".hdf5"):
-        return _hdf5_frames(path)
-    # Prediction skips and reports every bad structure and writes the rest: the bad-fraction
-    # limit protects a training set, not a file of structures to predict.
-    return read_frames(path, format=format, max_bad_fraction=1.0)
-
-
-def _hdf5_frames(path: str) -> Iterator[dict]:
-    from .data.hdf5 import HDF5Dataset
-
-    ds = HDF5Dataset(path)
-    for i in range(len(ds)):
-        frame = ds[i]
-        frame.setdefault("name", f"{path}:{i}")
-        yield frame
 
 
 def _atoms(frame: dict, result: dict):
@@ -158,7 +136,9 @@ def predict_files(
                 bar.update(1)
 
         for path in inputs:
-            stream = _frames(str(path), format)
+            # Every bad structure is skipped and reported and the rest written: the bad-fraction
+            # limit protects a training set, not a file of structures to predict.
+            stream = read_frames(str(path), format=format, max_bad_fraction=1.0)
             for i, frame in enumerate(stream):
                 frame.setdefault("name", f"{path}:{i}")
                 for key, value in defaults.items():  # a structure's own values win

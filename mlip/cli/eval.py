@@ -55,7 +55,7 @@ def run(args) -> int:
         model = FrameAveraged(model).eval()
     frames = []
     for path in args.data:
-        frames.extend(_frames(path, args.format, read_frames))
+        frames.extend(read_frames(path, format=args.format))
     from ..data import keys as K
 
     if not any(key in f for f in frames for key in K.TARGETS):
@@ -89,17 +89,3 @@ def run(args) -> int:
     for path in metrics.get("plots", []):
         print(f"wrote {path}")
     return 0
-
-
-def _frames(path, format, read_frames):
-    from pathlib import Path
-
-    from ..data.hdf5 import HDF5Dataset
-    from ..data.readers import DataError
-
-    if not Path(path).exists():
-        raise DataError(f"{path}: no such file")
-    if Path(path).suffix.lower() in (".h5", ".hdf5"):
-        ds = HDF5Dataset(path)
-        return [ds[i] for i in range(len(ds))]
-    return list(read_frames(path, format=format))

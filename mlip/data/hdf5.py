@@ -30,7 +30,7 @@ import h5py
 import numpy as np
 
 from . import keys as K
-from .readers import DataError, read_frames
+from .readers import MAX_BAD_FRACTION, DataError, FrameStream, read_frames
 
 log = logging.getLogger("mlip.data")
 
@@ -207,7 +207,13 @@ class HDF5Dataset:
 
     def __init__(self, path: str | Path):
         self.path = str(path)
-        with h5py.File(self.path, "r") as f:
+        try:
+            f = h5py.File(self.path, "r")
+        except FileNotFoundError:
+            raise DataError(f"{self.path}: no such file") from None
+        except OSError as err:  # h5py's message for a text file or a truncated one
+            raise DataError(f"{self.path}: not an HDF5 file ({err})") from None
+        with f:
             if not f.attrs.get("complete", False) or f.attrs.get("format") != FORMAT:
                 raise DataError(f"{self.path}: not a complete {FORMAT} file (interrupted convert?)")
             if int(f.attrs["format_version"]) > FORMAT_VERSION:
@@ -259,3 +265,20 @@ class HDF5Dataset:
         if self._file is not None:
             self._file.close()
             self._file = None
+
+
+def read_hdf5(path: str | Path, max_bad_fraction: float = MAX_BAD_FRACTION, supported=None):
+    """The frames of a converted file as a :class:`FrameStream`, like every other reader's
+    (``read_frames(path)`` for ``.h5``/``.hdf5``); :class:`HDF5Dataset` gives random access."""
+
+    def records():
+        ds = HDF5Dataset(path)
+        try:
+            for i in range(len(ds)):
+                frame = ds[i]
+                frame["name"] = frame.get("name") or f"{path}:{i}"
+                yield frame
+        finally:
+            ds.close()
+
+    return FrameStream(path, records, max_bad_fraction, supported)

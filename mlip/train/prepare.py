@@ -15,7 +15,7 @@ import torch
 from ..data import keys as K
 from ..data.hdf5 import HDF5Dataset
 from ..data.loader import compute_statistics, fit_e0, split_indices
-from ..data.readers import DataError, read_frames
+from ..data.readers import DataError, guess_format, read_frames
 from ..models.registry import build_model, model_from_checkpoint, read_checkpoint
 from .config import ConfigError, DataConfig, TrainConfig, element_map
 
@@ -44,10 +44,8 @@ def read_dataset(path: str, data: DataConfig):
         if not files:
             raise DataError(f"{path}: the pattern matches no file")
         return [f for file in files for f in read_dataset(file, data)]
-    if not Path(path).exists():
-        raise DataError(f"{path}: no such file")
-    if Path(path).suffix.lower() in (".h5", ".hdf5"):
-        return HDF5Dataset(path)
+    if (data.format or guess_format(path)) == "hdf5":
+        return HDF5Dataset(path)  # random access, not read into memory
     frames = list(read_frames(path, format=data.format, **data.reader_options))
     if not frames:
         raise DataError(f"{path}: no usable frames")

@@ -91,6 +91,26 @@ def test_incomplete_file_is_refused(tmp_path):
         HDF5Dataset(out)
 
 
+def test_the_cache_is_a_reader_like_the_others(tmp_path):
+    """read_frames takes a cache by its name like any format, so predict, eval and train read it
+    through the one path; frames come back named and equal, and bad files are DataErrors."""
+    out = tmp_path / "r.h5"
+    convert([str(ACAC / "isolated_atoms.xyz"), str(ACAC / "train_300K.xyz")], str(out))
+    cached = list(read_frames(out))
+    direct = [*read_frames(ACAC / "isolated_atoms.xyz"), *read_frames(ACAC / "train_300K.xyz")]
+    assert len(cached) == len(direct) == 503
+    for a, b in zip(cached, direct):
+        _assert_frames_equal(a, b)
+    # Elements the model does not know are bad records, counted like in any other reader.
+    stream = read_frames(out, supported=[1, 6], max_bad_fraction=1.0)
+    assert len(list(stream)) == 2 and stream.n_bad == 501  # the isolated H and C atoms
+    (tmp_path / "text.h5").write_text("not hdf5")
+    with pytest.raises(DataError, match="text.h5: not an HDF5 file"):
+        list(read_frames(tmp_path / "text.h5"))
+    with pytest.raises(DataError, match="missing.h5: no such file"):
+        read_frames(tmp_path / "missing.h5")
+
+
 def test_random_access_and_pickling(tmp_path):
     import pickle
 

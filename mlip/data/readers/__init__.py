@@ -18,6 +18,14 @@ from .extxyz import read_extxyz
 from .mptrj import read_mptrj
 from .oc20 import read_oc20
 
+
+def read_hdf5(path: str | Path, **options) -> FrameStream:
+    """An HDF5 cache written by ``mlip convert`` (:func:`mlip.data.hdf5.read_hdf5`)."""
+    from ..hdf5 import read_hdf5 as read  # h5py is imported only when a cache is read
+
+    return read(path, **options)
+
+
 READERS: dict[str, Callable[..., FrameStream]] = {
     "extxyz": read_extxyz,
     "asedb": read_asedb,
@@ -25,6 +33,7 @@ READERS: dict[str, Callable[..., FrameStream]] = {
     "mptrj": read_mptrj,
     "oc20": read_oc20,
     "ase": read_ase,
+    "hdf5": read_hdf5,
 }
 
 
@@ -48,6 +57,8 @@ def guess_format(path: str | Path) -> str:
         return "extxyz"
     if name.endswith(".aselmdb") or name.endswith(".lmdb"):
         return "aselmdb"
+    if name.endswith((".h5", ".hdf5")):
+        return "hdf5"
     if name.endswith(".db"):
         return "asedb"
     if name.endswith(".json") and "mptrj" in name:
@@ -63,10 +74,12 @@ def read_frames(path: str | Path, format: str | None = None, **options) -> Frame
     """Stream the frames of ``path`` with the reader for ``format`` (guessed when None).
 
     ``format`` is a reader name (``extxyz``, ``asedb``, ``aselmdb``, ``mptrj``, ``oc20``,
-    ``ase``) or any ASE format name (``vasp-out``, ``json``...), read through ``ase.io``.
+    ``hdf5``, ``ase``) or any ASE format name (``vasp-out``, ``json``...), read through ``ase.io``.
     Options go to the reader, e.g. ``energy_key="REF_energy"``, ``max_bad_fraction=0.05``.
     """
     path = str(path)
+    if not Path(path).exists():
+        raise DataError(f"{path}: no such file")
     fmt = format or guess_format(path)
     if fmt in READERS:
         if fmt == "ase" and "outcar" in Path(path).name.lower():
@@ -89,6 +102,7 @@ __all__ = [
     "read_aselmdb",
     "read_extxyz",
     "read_frames",
+    "read_hdf5",
     "read_mptrj",
     "read_oc20",
     "register_reader",
