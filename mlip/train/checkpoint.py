@@ -9,12 +9,20 @@ Everything is tensors and plain Python types, so ``torch.load(weights_only=True)
 from __future__ import annotations
 
 import random
+from pathlib import Path
 
 import numpy as np
 import torch
+import yaml
 
 from .._io import atomic_path, atomic_write_text  # noqa: F401 (their home before mlip._io)
 from ..models.registry import CheckpointError, atomic_save, checkpoint_dict, read_checkpoint
+from .config import ConfigError, TrainConfig
+
+# Settings a resumed run may change; any other difference from the saved config is an error.
+RESUMABLE_CHANGES = {"run.run_dir", "run.epochs", "run.max_time", "run.patience", "run.device",
+                     "run.log_every", "run.tensorboard", "run.checkpoint_every", "data.workers",
+                     "run.kernels"}
 
 
 def rng_state() -> dict:
@@ -58,3 +66,29 @@ def load_train_state(path) -> tuple[dict, dict]:
     if "train_state" not in ckpt:
         raise CheckpointError(f"{path} has no training state; it cannot be resumed")
     return ckpt, ckpt["train_state"]
+
+
+def _flatten(d: dict, prefix: str = "") -> dict:
+    """``{"run": {"epochs": 3}}`` -> ``{"run.epochs": 3}``: sections and their keys only."""
+    out = {}
+    for k, v in d.items():
+        key = f"{prefix}{k}"
+        if isinstance(v, dict) and prefix.count(".") < 1:
+            out.update(_flatten(v, key + "."))
+        else:
+            out[key] = v
+    return out
+
+
+def check_resumable(config: TrainConfig, saved_path: Path) -> None:
+    """A ConfigError unless ``config`` differs from the run's saved config only in
+    :data:`RESUMABLE_CHANGES`."""
+    # Keys added to the schema since the run was saved take their defaults.
+    saved = _flatten(TrainConfig().to_dict())
+    saved.update(_flatten(yaml.safe_load(Path(saved_path).read_text())))
+    new = _flatten(config.to_dict())
+    changed = sorted(k for k in set(saved) | set(new)
+                     if saved.get(k) != new.get(k) and k not in RESUMABLE_CHANGES)
+    if changed:
+        raise ConfigError(f"cannot resume {Path(saved_path).parent}: the configuration differs "
+                          f"in {', '.join(changed)}; use a new run.run_dir")

@@ -21,7 +21,6 @@ from pathlib import Path
 
 import numpy as np
 import torch
-import yaml
 
 from .._malloc import tune_malloc
 from ..data import keys as K
@@ -32,6 +31,7 @@ from ..models.registry import load_model, model_from_checkpoint
 from . import distributed
 from .checkpoint import (
     atomic_write_text,
+    check_resumable,
     load_train_state,
     rng_state,
     save_checkpoint,
@@ -48,12 +48,6 @@ from .progress import Progress, TimeBudget
 
 log = logging.getLogger("mlip.train")
 
-# Settings a resumed run may change; any other difference from the saved config is an error.
-RESUMABLE_CHANGES = {"run.run_dir", "run.epochs", "run.max_time", "run.patience", "run.device",
-                     "run.log_every", "run.tensorboard", "run.checkpoint_every", "data.workers",
-                     "run.kernels"}
-
-
 class StopTraining(Exception):
     """Raised by a callback to end training at once, as if the process were killed."""
 
@@ -67,29 +61,6 @@ class TrainResult:
     best_epoch: int | None = None
     best_valid: dict = field(default_factory=dict)
     test: dict | None = None
-
-
-def _flatten(d: dict, prefix: str = "") -> dict:
-    out = {}
-    for k, v in d.items():
-        key = f"{prefix}{k}"
-        if isinstance(v, dict) and prefix.count(".") < 1:
-            out.update(_flatten(v, key + "."))
-        else:
-            out[key] = v
-    return out
-
-
-def _check_resumable(config: TrainConfig, saved_path: Path) -> None:
-    # Keys added to the schema since the run was saved take their defaults.
-    saved = _flatten(TrainConfig().to_dict())
-    saved.update(_flatten(yaml.safe_load(saved_path.read_text())))
-    new = _flatten(config.to_dict())
-    changed = sorted(k for k in set(saved) | set(new)
-                     if saved.get(k) != new.get(k) and k not in RESUMABLE_CHANGES)
-    if changed:
-        raise ConfigError(f"cannot resume {saved_path.parent}: the configuration differs in "
-                          f"{', '.join(changed)}; use a new run.run_dir")
 
 
 def _loader(dataset, sampler, workers: int):
@@ -113,7 +84,7 @@ class Trainer:
         last = self.run_dir / "last.pt"
         resume = last.exists()
         if resume and (self.run_dir / "config.yaml").exists():
-            _check_resumable(c, self.run_dir / "config.yaml")
+            check_resumable(c, self.run_dir / "config.yaml")
         torch.manual_seed(c.run.seed)
         np.random.seed(c.run.seed % 2**32)
         import random

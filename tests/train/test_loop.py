@@ -11,8 +11,7 @@ import yaml
 
 import mlip
 from mlip.train import ConfigError, train
-
-from ._tiny import TINY_MODEL, kill_and_resume, tiny_config
+from tests.helpers import TINY_MODEL, kill_and_resume, tiny_config
 
 
 def _weights(path):

@@ -13,8 +13,7 @@ import torch
 
 from mlip.train import ConfigError, StopTraining, progress, train
 from mlip.train.progress import Progress, TimeBudget, fit_epoch_limit
-
-from ._tiny import tiny_config
+from tests.helpers import tiny_config
 
 # The flat train_state keys of last.pt; resuming old runs depends on them.
 STATE_KEYS = ["epoch", "step_in_epoch", "global_step", "best_loss", "best_epoch", "best_valid",
