@@ -12,6 +12,7 @@ import torch
 from torch import nn
 
 from ..kernels.bspline import bspline_radial
+from ..kernels.bspline.reference import locate
 
 
 class PolynomialEnvelope(nn.Module):
@@ -82,23 +83,10 @@ class CubicBSplineRadial(nn.Module):
 
     def basis(self, r: torch.Tensor) -> torch.Tensor:
         """B-spline basis values ``(E, num_knots)`` (dense, for tests and plots)."""
-        idx, local = self._locate(r)
+        idx, local = locate(r, self.cutoff, self.num_knots)
         full = torch.zeros(*r.shape, self.num_knots + 3, dtype=r.dtype, device=r.device)
         full = full.scatter(-1, idx[..., None] + torch.arange(4, device=r.device), local)
         return full[..., : self.num_knots]
-
-    def _locate(self, r: torch.Tensor):
-        x = (r / self.h).clamp(0.0, float(self.num_knots))
-        i = torch.floor(x).clamp(max=self.num_knots - 1)
-        t = x - i
-        t2, t3 = t * t, t * t * t
-        s = 1.0 - t
-        # The four cubic B-spline pieces active on interval i, for bases i, i+1, i+2, i+3.
-        local = torch.stack(
-            [s * s * s / 6, (3 * t3 - 6 * t2 + 4) / 6, (-3 * t3 + 3 * t2 + 3 * t + 1) / 6, t3 / 6],
-            dim=-1,
-        )
-        return i.long(), local
 
     def forward(self, r: torch.Tensor) -> torch.Tensor:
         # mlip.kernels.bspline holds this math (torch reference and Triton kernel); the
