@@ -1,5 +1,6 @@
 """Reusable equivariant layers in the spherical-channel layout ``(N, (L+1)^2, C)``."""
 
+from .interaction import Layer, RadialNet, make_interaction, message_gain
 from .mixing import EquivariantLinear, Gate, GridMixing, default_grid_resolution, per_degree
 from .product import CGPathProduct, SymmetricGridProduct
 from .spherical import (
@@ -28,6 +29,8 @@ __all__ = [
     "GauntGridProduct",
     "Gate",
     "GridMixing",
+    "Layer",
+    "RadialNet",
     "S2Grid",
     "SymmetricGridProduct",
     "ToGrid",
@@ -35,6 +38,8 @@ __all__ = [
     "degree_index",
     "from_grid",
     "gaunt_coefficients",
+    "make_interaction",
+    "message_gain",
     "per_degree",
     "spherical_harmonics",
     "to_grid",

@@ -13,9 +13,7 @@ import math
 import torch
 from torch import nn
 
-from ..kernels._dispatch import select_backend
-from ..kernels.grid_mixing import grid_mlp, reference
-from .recompute import chunk_size, map_rows
+from ..kernels.grid_mixing import grid_mlp
 from .spherical import GRID_KINDS, FromGrid, S2Grid, ToGrid, lebedev_degrees
 
 
@@ -181,15 +179,8 @@ class GridMixing(nn.Module):
                               else (self.to_fine, self.from_fine))
         args = (self.lift(x), to_grid.matrix.to(x.dtype), from_grid.matrix.to(x.dtype),
                 lin1.weight.T, lin1.bias, lin2.weight.T, lin2.bias)
-        if not self.training and select_backend("grid_mlp", self.backend, x.device) == "torch":
-            # Inference on the torch path: nodes in chunks, recomputed in the backward, so no
-            # (N, G, H) grid tensor is kept for the force call (mlip.nn.recompute).
-            rows = to_grid.matrix.shape[0] * max(lin1.weight.shape[0], lin2.weight.shape[0])
-            f = map_rows(reference.grid_mlp, args[0], args[1:],
-                         chunk=chunk_size(x.shape[0], rows))
-        else:
-            # The fused kernel (mlip.kernels) on GPU, its torch reference elsewhere: same math.
-            f = grid_mlp(*args, backend=self.backend)
+        # Inference is lean: no (N, G, H) grid tensor kept for the force call (mlip.kernels).
+        f = grid_mlp(*args, backend=self.backend, lean=not self.training)
         scalars = torch.cat([f[..., :1, :], x[..., :1, : self.c0]], dim=-1)
         rest = nn.functional.pad(f[..., 1:, :], (0, self.c0))
         return self.out(torch.cat([scalars, rest], dim=-2))

@@ -88,11 +88,13 @@ class CubicBSplineRadial(nn.Module):
         full = full.scatter(-1, idx[..., None] + torch.arange(4, device=r.device), local)
         return full[..., : self.num_knots]
 
-    def forward(self, r: torch.Tensor) -> torch.Tensor:
+    def forward(self, r: torch.Tensor, weight: torch.Tensor | None = None) -> torch.Tensor:
+        """``R(r)``, with ``weight`` in place of the parameter when given (a pure function of
+        its tensors, for recomputation)."""
         # mlip.kernels.bspline holds this math (torch reference and Triton kernel); the
         # padding rows for the three bases that would cross r_cut are added there.
-        return bspline_radial(r, self.weight.to(r.dtype), self.cutoff,
-                              backend=self.backend)
+        weight = self.weight if weight is None else weight
+        return bspline_radial(r, weight.to(r.dtype), self.cutoff, backend=self.backend)
 
     def extra_repr(self) -> str:
         return f"cutoff={self.cutoff}, num_knots={self.num_knots}, num_out={self.num_out}"

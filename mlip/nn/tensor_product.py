@@ -21,6 +21,7 @@ import torch
 from e3nn import o3
 from torch import nn
 
+from ..kernels.cg_conv import blocked_product
 from .spherical import FromGrid, S2Grid, ToGrid, degree_index, spherical_harmonics
 
 
@@ -110,19 +111,14 @@ class CGTensorProduct(nn.Module):
         ints = [torch.tensor(c, dtype=torch.long) for c in cols[:4]]
         return (*ints, torch.tensor(cols[4], dtype=torch.float64))
 
+    def blocks(self) -> list[tuple]:
+        """``(l1, l2, lo, hi, block, slot)`` per degree pair: the form the torch path of
+        ``mlip.kernels.cg_conv`` takes (:func:`~mlip.kernels.cg_conv.blocked_product`)."""
+        return [(*pair, getattr(self, f"block_{i}"), getattr(self, f"slot_{i}"))
+                for i, pair in enumerate(self.pairs)]
+
     def forward(self, x1, x2, weights=None):
-        lead = torch.broadcast_shapes(x1.shape[:-2], x2.shape[:-2])
-        c = max(x1.shape[-1], x2.shape[-1])
-        out = x1.new_zeros(*lead, (self.lout + 1) ** 2, c)
-        for i, (l1, l2, lo, hi) in enumerate(self.pairs):
-            a = x1[..., l1 * l1 : (l1 + 1) ** 2, None, :]
-            b = x2[..., None, l2 * l2 : (l2 + 1) ** 2, :]
-            outer = (a * b).flatten(-3, -2)  # (..., (2l1+1)(2l2+1), C)
-            msg = getattr(self, f"block_{i}").to(x1.dtype) @ outer
-            if weights is not None:
-                msg = msg * weights[..., getattr(self, f"slot_{i}"), :]
-            out[..., lo * lo : (hi + 1) ** 2, :] += msg
-        return out
+        return blocked_product(x1, x2, self.blocks(), (self.lout + 1) ** 2, weights)
 
 
 class GauntGridProduct(nn.Module):

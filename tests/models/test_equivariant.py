@@ -79,7 +79,7 @@ def test_unknown_block_names_are_refused():
 @pytest.mark.parametrize("radial", ["spline", "mlp"])
 def test_inference_path_matches_training_path(radial):
     # In eval mode the Gaunt-grid convolution and grid mixing run in chunks recomputed in the
-    # backward (mlip.nn.recompute); on the same grid they must give the training path's
+    # backward (mlip.kernels._recompute); on the same grid they must give the training path's
     # energy, forces and stress, and the same force-loss gradients when differentiated twice.
     import torch
 

@@ -3,7 +3,7 @@
 import pytest
 import torch
 
-from mlip.nn.recompute import map_rows, scatter_messages
+from mlip.kernels._recompute import map_rows, scatter_messages
 
 F64 = torch.float64
 
