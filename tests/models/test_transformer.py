@@ -1,5 +1,6 @@
-"""The Transformer: the physics contract (equivariance measured), frame averaging (equivariance
-asserted), the direct force head, the learning-equivariance pieces and their measurement."""
+"""The Transformer: the physics contract (equivariance asserted inexact, and exact once frame
+averaged), frame averaging (equivariance asserted), the direct force head, the
+learning-equivariance pieces and their measurement."""
 
 import json
 import warnings
@@ -51,7 +52,7 @@ def averaged(raw):
 class TestTransformer(PotentialContract):
     model_name = "transformer-s"
     hyperparameters = SMALL
-    exact_equivariance = False  # learned, not built in: measured by test_rotation
+    exact_equivariance = False  # learned: test_rotation asserts it inexact, frame-averaged exact
 
 
 class TestFrameAveragedTransformer(PotentialContract):
