@@ -133,7 +133,7 @@ def directional_finite_difference_error(model, atoms: Atoms, h=1e-2, seed=0, tol
 
     Four energies in one batch instead of six per atom, and a step that float32 resolves:
     the per-component check's 1e-5 Å is lost in float32's rounding. A sign error in the
-    forces reads as ~1.4, a 10 % scale error as ~0.064 (v is half along F); the mixin's
+    forces reads as ~1.4, a 10 % scale error as ~0.06 (v is half along F); the mixin's
     tolerances, measured, are 2e-2 in float32 and 2e-4 in float64."""
     forces = evaluate(model, atoms, stress=False)[0]["forces"]
     v = _direction(np.random.default_rng(seed), forces, 1e-3)
