@@ -7,6 +7,8 @@ wraps them as a pytest class (it needs pytest).
 from .contract import (
     batch_consistency_error,
     cutoff_continuity_error,
+    directional_finite_difference_error,
+    directional_stress_finite_difference_error,
     evaluate,
     extensivity_error,
     finite_difference_error,
@@ -23,6 +25,8 @@ from .structures import contract_structures, random_rotation
 __all__ = [
     "batch_consistency_error",
     "cutoff_continuity_error",
+    "directional_finite_difference_error",
+    "directional_stress_finite_difference_error",
     "evaluate",
     "extensivity_error",
     "finite_difference_error",

@@ -18,10 +18,21 @@ from .structures import charged_structures, contract_structures
 
 ELEMENTS = [1, 6, 8]
 
-# (equivariance rel, FD forces eV/Å, FD stress eV/Å^3, extensivity/batch rel) per dtype
+# (equivariance rel, FD forces eV/Å, FD stress eV/Å^3, extensivity/batch rel) per dtype. float32
+# has no per-component FD check (its rounding swamps a 1e-5 Å step) but has the directional ones
+# (relative errors, contract.directional_*), measured at their default steps (1e-2 Å, strain
+# 5e-3) on the equivariant family (cg/gaunt-grid/gaunt-fourier, mlp/spline, linear/gate/grid,
+# correlation 3, pair repulsion, charged), the transformer (plain, canonical, frame-averaged,
+# charged frame-averaged): 2-3 weight seeds x 3 structures (stress: triclinic) x 3-4 directions.
+# Worst seen, float32: forces 5.6e-3, stress 3.9e-3 (grid mixing); float64: forces 4.1e-5
+# (canonical: its frame weights curve sharply), stress 5.5e-6 (charged frame-averaged). Set at
+# 3.5-5x. A 10 % scale error of the forces or stress reads as 0.04-0.07 and a sign error as
+# 1.2-1.8 (measured; tests/testing/test_contract.py shows both failing in both dtypes).
 TOLERANCES = {
-    "float64": {"equivariance": 1e-10, "fd": 1e-6, "fd_stress": 1e-6, "rel": 1e-10},
-    "float32": {"equivariance": 1e-4, "fd": None, "fd_stress": None, "rel": 1e-4},
+    "float64": {"equivariance": 1e-10, "fd": 1e-6, "fd_stress": 1e-6, "rel": 1e-10,
+                "fd_direction": 2e-4, "fd_stress_direction": 2e-5},
+    "float32": {"equivariance": 1e-4, "fd": None, "fd_stress": None, "rel": 1e-4,
+                "fd_direction": 2e-2, "fd_stress_direction": 2e-2},
 }
 
 
@@ -29,7 +40,8 @@ class PotentialContract:
     model_name: str = ""
     hyperparameters: dict = {}
     elements = ELEMENTS
-    #: False for models that learn equivariance: it is measured and reported, not asserted
+    #: False for models that learn equivariance: their rotation error is asserted to exceed the
+    #: exact tolerance, and that of the same model frame-averaged to be within it
     exact_equivariance: bool = True
     #: True for models built with charge_spin: the checks run on charged, open-shell structures
     #: (locality stays on neutral ones: a total charge is shared over the whole structure)
@@ -66,14 +78,27 @@ class PotentialContract:
     def tol(self, dtype, key):
         return self.tolerances[dtype][key]
 
+    @pytest.fixture(scope="class")
+    @classmethod
+    def frame_averaged(cls, model):
+        from ..models.frame_averaging import FrameAveraged
+
+        return FrameAveraged(model).eval()
+
     @pytest.mark.parametrize("name", ["triclinic", "slab", "molecule"])
     @pytest.mark.parametrize("reflect", [False, True])
-    def test_rotation(self, model, structures, dtype, name, reflect):
+    def test_rotation(self, model, structures, dtype, name, reflect, request):
+        tol = self.tol(dtype, "equivariance")
         err = C.rotation_error(model, structures[name], reflect=reflect)
         if self.exact_equivariance:
-            C._check("rotation", err, self.tol(dtype, "equivariance"))
-        else:
-            print(f"measured equivariance error ({name}, reflect={reflect}): {err:.3e}")
+            C._check("rotation", err, tol)
+            return
+        # Learned equivariance is approximate: above the exact tolerance (an error below it
+        # would mean the model is exact and should say so), and frame averaging the same
+        # weights makes it exact.
+        assert err > tol, f"rotation error {err:.1e} is within the exact tolerance {tol:.0e}"
+        averaged = request.getfixturevalue("frame_averaged")
+        C.rotation_error(averaged, structures[name], reflect=reflect, tol=tol)
 
     @pytest.mark.parametrize("name", ["triclinic", "molecule"])
     def test_translation_permutation(self, model, structures, dtype, name):
@@ -81,16 +106,19 @@ class PotentialContract:
 
     @pytest.mark.parametrize("name", ["triclinic", "slab", "molecule"])
     def test_forces_finite_difference(self, model, structures, dtype, name):
-        if self.tol(dtype, "fd") is None:
-            pytest.skip("finite differences need float64")
-        C.finite_difference_error(model, structures[name], tol=self.tol(dtype, "fd"))
+        # Along one direction over all atoms in every dtype; per component (3 atoms x 3 axes)
+        # where the dtype resolves the small step.
+        C.directional_finite_difference_error(model, structures[name],
+                                              tol=self.tol(dtype, "fd_direction"))
+        if self.tol(dtype, "fd") is not None:
+            C.finite_difference_error(model, structures[name], tol=self.tol(dtype, "fd"))
 
     def test_stress_finite_difference(self, model, structures, dtype):
-        if self.tol(dtype, "fd_stress") is None:
-            pytest.skip("finite differences need float64")
-        C.stress_finite_difference_error(
-            model, structures["triclinic"], tol=self.tol(dtype, "fd_stress")
-        )
+        crystal = structures["triclinic"]
+        C.directional_stress_finite_difference_error(
+            model, crystal, tol=self.tol(dtype, "fd_stress_direction"))
+        if self.tol(dtype, "fd_stress") is not None:
+            C.stress_finite_difference_error(model, crystal, tol=self.tol(dtype, "fd_stress"))
 
     def test_extensivity(self, model, structures, dtype):
         C.extensivity_error(model, structures["triclinic"], tol=self.tol(dtype, "rel"))

@@ -264,12 +264,15 @@ def test_continuous_through_degenerate_configurations(name, plain):
     fine = coarse / 4
     e_c, f_c, share, weight = _scan(model, path(coarse))
     e_f, f_f, _, _ = _scan(model, path(fine))
-    print(
-        f"{name}: fallback share of axis {axis + 1} along the path "
-        f"{share[:, axis].round(2).tolist()}; of the full frame {share[:, 2].round(2).tolist()}"
-    )
     assert share[points // 2, axis] == 1.0  # the axis is undefined for every atom at t = 0
     assert weight[0, axis] > 0.3 and weight[-1, axis] > 0.3  # and used at the ends
+    # The fallback is one interval about t = 0: its share never falls towards t = 0 nor rises
+    # away from it (no flicker), and it is narrow. Measured: all atoms fall back on 13 of 81
+    # points (CO2, 1/3 elsewhere: the C at the centre) and 5 of 41 (fcc, 0 at the ends).
+    along = share[:, axis]
+    assert np.all(np.diff(along[: points // 2 + 1]) >= 0)
+    assert np.all(np.diff(along[points // 2 :]) <= 0)
+    assert np.mean(along == 1.0) < 1 / 3
     for coarse_v, fine_v in ((e_c, e_f), (f_c, f_f)):
         assert _max_step(fine_v) < 0.5 * _max_step(coarse_v)
     # At the degenerate point itself: the second difference over +-1e-8 Å (curvature gives
@@ -280,11 +283,8 @@ def test_continuous_through_degenerate_configurations(name, plain):
     e0, f0, _, _ = _scan(plain, path(tiny))
     noise_e = max(abs(e0[0] - 2 * e0[1] + e0[2]), 1e-14 * abs(e0).max())
     noise_f = max(np.abs(f0[0] - 2 * f0[1] + f0[2]).max(), 1e-14 * np.abs(f0).max())
-    print(
-        f"{name}: second difference at t = 0, canonical / plain: energy "
-        f"{abs(e[0] - 2 * e[1] + e[2]):.1e} / {noise_e:.1e}, forces "
-        f"{np.abs(f[0] - 2 * f[1] + f[2]).max():.1e} / {noise_f:.1e}"
-    )
+    # Measured, canonical / plain: energy 0 / 3.2e-16 eV, forces 9.7e-17 / 1.9e-16 eV/Å (CO2);
+    # energy 0 / 1.1e-16, forces 5.0e-18 / 6.1e-18 (fcc).
     assert abs(e[0] - 2 * e[1] + e[2]) < 10 * noise_e
     assert np.abs(f[0] - 2 * f[1] + f[2]).max() < 10 * noise_f
 

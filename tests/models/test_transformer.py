@@ -1,5 +1,6 @@
-"""The Transformer: the physics contract (equivariance measured), frame averaging (equivariance
-asserted), the direct force head, the learning-equivariance pieces and their measurement."""
+"""The Transformer: the physics contract (equivariance asserted inexact, and exact once frame
+averaged), frame averaging (equivariance asserted), the direct force head, the
+learning-equivariance pieces and their measurement."""
 
 import json
 import warnings
@@ -51,7 +52,7 @@ def averaged(raw):
 class TestTransformer(PotentialContract):
     model_name = "transformer-s"
     hyperparameters = SMALL
-    exact_equivariance = False  # learned, not built in: measured by test_rotation
+    exact_equivariance = False  # learned: test_rotation asserts it inexact, frame-averaged exact
 
 
 class TestFrameAveragedTransformer(PotentialContract):
@@ -278,8 +279,11 @@ def test_cubic_cell_is_exact_under_the_cube_group(averaged):
         r = C.evaluate(averaged, moved)[0]
         assert C._rel(r["energy"], base["energy"]) < 1e-12
         assert np.abs(r["forces"] - base["forces"] @ q.T).max() < 1e-10
-    # A generic rotation is not covered by that guarantee: measured, for the record.
-    print("cubic cell, generic rotation:", C.rotation_error(averaged, fcc))
+    # A generic rotation is not covered by that guarantee: averaging over the cube group
+    # shrinks the orientation dependence but does not remove it. Measured (seeds 0-3): 3.8e-6
+    # to 9.2e-6 against the inner model's 1.5e-3 to 4.2e-3 (a ratio of 2.7e-3 at seed 0).
+    err = C.rotation_error(averaged, fcc)
+    assert 1e-10 < err < 0.02 * C.rotation_error(averaged.inner, fcc)
 
 
 def test_periodic_rotation_exact_but_wrapping_not(raw, averaged, structures):
@@ -303,13 +307,16 @@ def test_equivariance_error(raw, averaged, structures, tmp_path):
     assert plot.stat().st_size > 1000
     assert len(rep_raw.structures) == 2 and len(rep_raw.structures[0].angles) == 7
     assert rep_raw.structures[0].angles[0] == 0.0 and rep_raw.structures[0].force_errors[0] == 0
-    assert rep_raw.summary["force_relative_mean"] > 1e-3
-    assert rep_raw.summary["energy_spread_max"] > 1e-6
+    # Measured: raw force_relative mean 1.3e-2 (max 1.6e-2), energy spread 4.1e-3 eV;
+    # frame-averaged 7.3e-15 and 7.1e-15 eV. The raw model is measurably but not wildly
+    # orientation dependent: a relative error near 1 would mean the forces were not rotated
+    # back (random directions), one below 3e-3 a nearly equivariant untrained model.
+    assert 3e-3 < rep_raw.summary["force_relative_mean"] < 0.1
+    assert rep_raw.summary["energy_spread_max"] > 1e-3
     assert rep_fa.summary["force_relative_max"] < 1e-12
-    assert rep_fa.summary["energy_spread_max"] < 1e-10
+    assert rep_fa.summary["energy_spread_max"] < 1e-12
     json.dumps(rep_raw.to_dict())
     with warnings.catch_warnings():
         warnings.simplefilter("error")  # same seed, same numbers
         again = equivariance_error(raw, items, n_rotations=6, seed=1)
     assert again.summary == rep_raw.summary
-    print("raw:", rep_raw.summary, "\nframe-averaged:", rep_fa.summary)

@@ -9,6 +9,7 @@ from mlip.data import keys as K
 from mlip.models.base import Potential
 from mlip.nn.radial import BesselBasis
 from mlip.testing import contract as C
+from mlip.testing.mixin import TOLERANCES
 from mlip.testing.structures import contract_structures
 
 ELEMENTS = [1, 6, 8]
@@ -94,3 +95,46 @@ def test_isolated_atom_gets_exact_e0():
     assert C.isolated_atom_error(model) == 0.0
     r = C.evaluate(model, Atoms("O", positions=[[0, 0, 0]]), stress=False)[0]
     assert float(r["energy"]) == -2041.3 and not r["forces"].any()
+
+
+class Rescaled(nn.Module):
+    """A real model whose forces or stress are multiplied by a factor: the energy stays right,
+    so only a check that compares the derivatives with the energy can see it."""
+
+    def __init__(self, inner, forces=1.0, stress=1.0):
+        super().__init__()
+        self.inner, self.forces, self.stress = inner, forces, stress
+
+    cutoff = property(lambda self: self.inner.cutoff)
+
+    def forward(self, graph, compute_forces=True, compute_stress=False):
+        out = dict(self.inner(graph, compute_forces=compute_forces, compute_stress=compute_stress))
+        out[K.FORCES] = self.forces * out[K.FORCES]
+        if K.STRESS in out:
+            out[K.STRESS] = self.stress * out[K.STRESS]
+        return out
+
+
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+def test_directional_checks_catch_wrong_forces_and_stress(structures, dtype):
+    # The mixin's model and tolerances: the honest model passes, a sign flip or a 10 % scale
+    # error of the forces or of the stress fails, along every direction tried.
+    import mlip
+
+    torch.manual_seed(0)
+    model = mlip.build_model("equivariant", cutoff=3.5, elements=ELEMENTS, dtype=dtype,
+                             lmax=2, channels=(8, 6, 4), num_layers=2).eval()
+    model.set_e0({z: -1.5 * z for z in ELEMENTS})
+    model.set_scale(1.7)
+    tol_f, tol_s = (TOLERANCES[dtype][k] for k in ("fd_direction", "fd_stress_direction"))
+    crystal = structures["triclinic"]
+    C.directional_finite_difference_error(model, structures["molecule"], tol=tol_f)
+    C.directional_stress_finite_difference_error(model, crystal, tol=tol_s)
+    for seed in range(3):
+        for factor in (-1.0, 1.1):
+            with pytest.raises(AssertionError, match="finite-difference forces"):
+                C.directional_finite_difference_error(
+                    Rescaled(model, forces=factor), structures["molecule"], seed=seed, tol=tol_f)
+            with pytest.raises(AssertionError, match="finite-difference stress"):
+                C.directional_stress_finite_difference_error(
+                    Rescaled(model, stress=factor), crystal, seed=seed, tol=tol_s)
