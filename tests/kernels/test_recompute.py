@@ -2,7 +2,6 @@
 
 import pytest
 import torch
-
 from mlip.kernels._recompute import map_rows, scatter_messages
 
 F64 = torch.float64
