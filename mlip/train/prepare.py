@@ -44,7 +44,8 @@ def read_dataset(path: str, data: DataConfig):
         if not files:
             raise DataError(f"{path}: the pattern matches no file")
         return [f for file in files for f in read_dataset(file, data)]
-    if (data.format or guess_format(path)) == "hdf5":
+    # A missing file is read_frames' "no such file", not a failed guess from its name.
+    if (data.format or (Path(path).exists() and guess_format(path))) == "hdf5":
         return HDF5Dataset(path)  # random access, not read into memory
     frames = list(read_frames(path, format=data.format, **data.reader_options))
     if not frames:
