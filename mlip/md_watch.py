@@ -13,7 +13,7 @@ trajectory. The limits (:class:`Limits`) and why the defaults are what they are:
 - two atoms closer than 0.5 Å: shorter than any bond (H2 is 0.74 Å); the model has lost its
   repulsion;
 - NVE only: the total energy more than 0.01 eV/atom from its start. A trustworthy potential
-  and time step drift by well under 1 meV/atom over a nanosecond (docs/benchmarks.md);
+  and time step drift by well under 1 meV/atom over a nanosecond (docs/benchmarks/);
 - molecules (no periodic direction): a change of the number of fragments of the bond graph
   (covalent radii x 1.5) from the start: a molecule that falls apart.
 """

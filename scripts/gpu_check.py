@@ -1,5 +1,5 @@
 """Helpers of ``scripts/gpu_check.sh``: the 10,000-atom facet-s MD step, and the conversion of
-each step's output into JSON and one markdown report for docs/benchmarks.md.
+each step's output into JSON and one markdown report for docs/benchmarks/.
 
     python scripts/gpu_check.py md-step --out DIR [--atoms 10000 --device cuda]
     python scripts/gpu_check.py report DIR

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Every GPU measurement still owed (docs/benchmarks.md, "Owed: GPU measurements"), in one go,
+# Every GPU measurement still owed (docs/benchmarks/performance.md, "Owed: GPU measurements"), in one go,
 # within 8 minutes on one H200, each step under its own timeout:
 #
 #   1. gpu_tests     pytest -m gpu tests/kernels: kernel parity (fp32/fp64, every direction),
@@ -17,7 +17,7 @@
 # Each step runs under min(its timeout, the budget left); the budget is 470 s in all.
 # Results go to OUTDIR (default $OUT if set, else ./gpu_check_out): per step NAME.log (all
 # output), NAME.md / NAME.xml where the step writes them and step_NAME.json (status, seconds,
-# command); then summary.md (markdown for docs/benchmarks.md) and summary.json.
+# command); then summary.md (markdown for docs/benchmarks/) and summary.json.
 # A step that fails or times out is recorded and the next one runs; the exit status is 1 if
 # any step did not pass.
 #

@@ -38,7 +38,7 @@ def message_gain(kind: str, norm: str) -> float:
     Gaunt product two (the edge's and the node function's on the sphere), so "component"
     restores sqrt(4 pi) and 4 pi. With "integral" (checkpoints before format 3) messages start
     10-20x smaller than the features they update, and training starts slower (measured in
-    docs/benchmarks.md).
+    docs/notes/acac-training-history.md).
     """
     if norm not in MESSAGE_NORMS:
         raise ValueError(f"message_norm must be one of {MESSAGE_NORMS}, got {norm!r}")
