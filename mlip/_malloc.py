@@ -4,8 +4,9 @@ A training or MD step allocates and frees the same few-MB per-edge tensors hundr
 glibc serves blocks above its mmap threshold with fresh ``mmap`` pages and trims the heap top
 on ``free``, so every step page-faults its working set in again: on a 2-core CPU facet-s spent
 up to a fifth of its time in the kernel and ran 1.2x (quiet machine) to 1.5x (loaded) slower
-than with the settings below (docs/benchmarks/performance.md). Raising the thresholds keeps freed blocks
-in the heap for reuse; the cost is that the process keeps its peak memory until it exits.
+than with the settings below (docs/benchmarks/performance.md). Raising the thresholds keeps
+freed blocks in the heap for reuse; the cost is that the process keeps its peak memory until it
+exits.
 
 Applied by the ``mlip`` CLI and by :func:`mlip.train.train`, and public as
 ``mlip.tune_malloc()`` for scripts of one's own; skipped where the user has set

@@ -88,7 +88,7 @@ def main() -> None:
     work.mkdir(parents=True, exist_ok=True)
 
     import mlip
-    from mlip.integrations.lammps import run_lammps
+    from mlip.integrations.lammps import read_thermo, run_lammps
 
     model = work / "best.pt"
     if not model.exists():
@@ -116,49 +116,33 @@ def main() -> None:
         INPUT.format(a=a0, reps=args.reps, seed=args.seed, steps=args.steps)
     )
     summary = run_lammps(model, work / "in.npt", log=str(work / "log.lammps"), screen="none")
-    rows = _thermo(work / "log.lammps")
+    rows = read_thermo(work / "log.lammps")
     n_atoms = 4 * args.reps**3
-    half = rows[len(rows) // 2 :]
-    v = rows[:, 7] / n_atoms
-    fit = np.polyfit(rows[:, 1], rows[:, 5] / n_atoms, 1)  # econserve per atom against time
+    half = {k: v[len(v) // 2 :] for k, v in rows.items()}
+    fit = np.polyfit(rows["Time"], rows["Econserve"] / n_atoms, 1)  # per atom against time
     summary.update(
         {
             "atoms": n_atoms,
-            "ps": float(rows[-1, 1]),
+            "ps": float(rows["Time"][-1]),
             "emt_volume_per_atom": round(emt_volume_per_atom(), 4),
-            "start_volume_per_atom": round(float(v[0]), 4),
+            "start_volume_per_atom": round(float(rows["Volume"][0] / n_atoms), 4),
             "volume_per_atom_2nd_half": [
-                round(float(half[:, 7].mean() / n_atoms), 4),
-                round(float(half[:, 7].std() / n_atoms), 4),
+                round(float(half["Volume"].mean() / n_atoms), 4),
+                round(float(half["Volume"].std() / n_atoms), 4),
             ],
             "temperature_2nd_half": [
-                round(float(half[:, 2].mean()), 1),
-                round(float(half[:, 2].std()), 1),
+                round(float(half["Temp"].mean()), 1),
+                round(float(half["Temp"].std()), 1),
             ],
             "pressure_bar_2nd_half": [
-                round(float(half[:, 6].mean()), 0),
-                round(float(half[:, 6].std()), 0),
+                round(float(half["Press"].mean()), 0),
+                round(float(half["Press"].std()), 0),
             ],
             "econserve_drift_meV_per_atom_per_ps": round(float(fit[0]) * 1e3, 4),
             "ms_per_step": round(1e3 * summary["wall_seconds"] / args.steps, 2),
         }
     )
     print(json.dumps(summary))
-
-
-def _thermo(log: Path) -> np.ndarray:
-    rows, inside = [], False
-    for line in log.read_text().splitlines():
-        words = line.split()
-        if words[:2] == ["Step", "Time"]:
-            inside = True
-            continue
-        if inside:
-            if not words or not words[0].isdigit():
-                inside = False
-                continue
-            rows.append([float(w) for w in words])
-    return np.array(rows)
 
 
 if __name__ == "__main__":

@@ -20,6 +20,8 @@ import tempfile
 import time
 from pathlib import Path
 
+import numpy as np
+
 from ._lammps_fix import LammpsModelError, LammpsPotential, lammps_cell
 from ._lammps_input import LammpsInputError, parse_input
 from ._lammps_lib import LammpsNotAvailable, import_lammps, start_lammps
@@ -31,6 +33,7 @@ __all__ = [
     "LammpsPotential",
     "import_lammps",
     "lammps_cell",
+    "read_thermo",
     "run_lammps",
 ]
 
@@ -107,3 +110,35 @@ def _lammps_file(lmp, path, name):
         text = " ".join(str(err).split()) or type(err).__name__
         text = re.sub(r"\s*\(src/[^)]*\)", "", text)  # LAMMPS's source location
         raise LammpsInputError(f"LAMMPS stopped running {name}: {text}") from None
+
+
+def read_thermo(log) -> dict[str, np.ndarray]:
+    """The thermo output of a LAMMPS log file as columns keyed by LAMMPS's names (``Step``,
+    ``Time``, ``Temp``, ``Press``, ``Volume``, ...), the rows of every ``run`` in order. A
+    continued run's repeated first row is kept once. Raises ValueError naming the file when it
+    has no thermo table or when two runs print different columns."""
+    names, rows = None, []
+    inside = False
+    for line in Path(log).read_text().splitlines():
+        words = line.split()
+        if words[:1] == ["Step"]:
+            if names is not None and words != names:
+                raise ValueError(
+                    f"{log}: runs print different thermo columns ({names} and {words})"
+                )
+            names, inside = words, True
+            continue
+        if inside:
+            try:
+                row = [float(w) for w in words]
+            except ValueError:
+                row = None
+            if row is None or len(row) != len(names):
+                inside = False  # "Loop time of ...", a warning or a blank line ends the table
+                continue
+            if not rows or row[0] != rows[-1][0]:
+                rows.append(row)
+    if names is None or not rows:
+        raise ValueError(f"{log}: no thermo output (no line starting with 'Step')")
+    table = np.array(rows)
+    return {name: table[:, i] for i, name in enumerate(names)}

@@ -3,6 +3,7 @@
 import pytest
 
 from mlip.integrations._lammps_input import LammpsInputError, commands, parse_input
+from mlip.integrations.lammps import read_thermo
 
 SCRIPT = """# a comment
 units metal   # trailing comment
@@ -75,3 +76,37 @@ def test_scripts_mlip_cannot_run_are_refused_naming_the_line(tmp_path, body, mes
 def test_a_missing_input_is_named(tmp_path):
     with pytest.raises(LammpsInputError, match="cannot read LAMMPS input .*nope.lmp"):
         parse_input(tmp_path / "nope.lmp", cutoff=5.0)
+
+
+LOG = """LAMMPS (22 Jul 2025)
+   Step          Time           Temp          Press          Volume
+         0   0              600            1200.5         1000
+        50   0.05           450.25        -300           1001.5
+Loop time of 3.5 on 1 procs for 50 steps with 16 atoms
+WARNING: something (src/fix.cpp:10)
+   Step          Time           Temp          Press          Volume
+        50   0.05           450.25        -300           1001.5
+       100   0.1            500           10             1002
+Total wall time: 0:00:04
+"""
+
+
+def test_thermo_columns_of_every_run_in_order(tmp_path):
+    log = tmp_path / "log.lammps"
+    log.write_text(LOG)
+    thermo = read_thermo(log)
+    assert list(thermo) == ["Step", "Time", "Temp", "Press", "Volume"]
+    assert thermo["Step"].tolist() == [0, 50, 100]  # the continued run's first row once
+    assert thermo["Temp"].tolist() == [600, 450.25, 500]
+    assert thermo["Volume"][-1] == 1002
+
+
+def test_a_log_without_thermo_or_with_changed_columns_is_refused(tmp_path):
+    log = tmp_path / "log.lammps"
+    log.write_text("LAMMPS (22 Jul 2025)\nERROR: Unknown command\n")
+    with pytest.raises(ValueError, match="log.lammps: no thermo output"):
+        read_thermo(log)
+    first_header = "Temp          Press          Volume\n       "
+    log.write_text(LOG.replace(first_header, "Temp Press\n       ", 1))
+    with pytest.raises(ValueError, match="different thermo columns"):
+        read_thermo(log)
