@@ -59,9 +59,14 @@ def equation_of_state(
     fmax: float = 0.01,
     steps: int = 500,
     form: str = "birchmurnaghan",
+    basin_tolerance: float = 0.005,
 ) -> dict:
     """E(V) of ``atoms`` over volumes (1 ± ``strain``) V_eq and its fit; V_eq is the volume
-    after a full cell relaxation (``relax_first``) or the structure's own."""
+    after a full cell relaxation (``relax_first``) or the structure's own.
+
+    After a full relaxation no point of the curve may end more than ``basin_tolerance``
+    eV/atom below the relaxed energy: such a point left the structure's basin (a phase change,
+    or a hole in a learned potential), and a fit through it would be silently wrong."""
     if not atoms.pbc.all():
         raise SimulationError(
             "an equation of state needs a structure periodic in all three directions"
@@ -84,6 +89,7 @@ def equation_of_state(
         volumes.append(scaled.get_volume())
         energies.append(result["energy"])
         converged.append(result["converged"])
+        _check_basin(summary["relaxed"], result["energy"], len(base), volumes[-1], basin_tolerance)
     fit = fit_eos(volumes, energies, form)
     n = len(base)
     return {
@@ -97,3 +103,15 @@ def equation_of_state(
         "energies": [float(e) for e in energies],
         "all_converged": bool(all(converged)),
     }
+
+
+def _check_basin(relaxed, energy, n, volume, tolerance):
+    if relaxed is None:  # no full relaxation: no equilibrium to compare with
+        return
+    below = (relaxed["energy"] - energy) / n
+    if below > tolerance:
+        raise SimulationError(
+            f"relaxed at {volume:.3f} Å³, the structure ends {1e3 * below:.1f} meV/atom below "
+            f"the relaxed equilibrium ({relaxed['volume']:.3f} Å³): it left its basin (a phase "
+            "change, or a hole in the model), so the curve is not one phase's E(V)"
+        )

@@ -65,12 +65,21 @@ def _pairs(atoms, cutoff: float, quantities: str) -> list[np.ndarray]:
     return nl.compute(atoms.positions, box, pbc.tolist(), quantities=quantities)
 
 
+def closest_pair(atoms, within: float) -> tuple[float, int, int]:
+    """(distance, i, j) of the closest two atoms (minimum image) if closer than ``within``,
+    else (inf, -1, -1)."""
+    if len(atoms) < 2:
+        return math.inf, -1, -1
+    i, j, d = _pairs(atoms, within, "ijd")
+    if not len(d):
+        return math.inf, -1, -1
+    k = int(np.argmin(d))
+    return float(d[k]), int(i[k]), int(j[k])
+
+
 def closest_distance(atoms, within: float) -> float:
     """The shortest interatomic distance (minimum image) if it is below ``within``, else inf."""
-    if len(atoms) < 2:
-        return math.inf
-    (d,) = _pairs(atoms, within, "d")
-    return float(d.min()) if len(d) else math.inf
+    return closest_pair(atoms, within)[0]
 
 
 def bond_graph(atoms, mult: float = BOND_MULT) -> set[tuple[int, int]]:

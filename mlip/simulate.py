@@ -16,12 +16,14 @@ import numpy as np
 from ase import units
 
 from ._io import atomic_path
-from .md_watch import Limits, MDStopped, Watchdog, default_max_temperature
+from .md_watch import Limits, MDStopped, Watchdog, closest_pair, default_max_temperature
 
 log = logging.getLogger("mlip.simulate")
 
 ENSEMBLES = ("nve", "nvt", "npt")
 OPTIMIZERS = ("fire", "bfgs")
+RELAX_MIN_DISTANCE = 0.5  # Å, as Limits.min_distance of mlip md's watchdog
+RELAX_MAX_ENERGY_DROP = 1.0  # eV/atom below the start (_RelaxGuard says why)
 
 
 class SimulationError(ValueError):
@@ -283,10 +285,16 @@ def relax(
     trajectory=None,
     logfile=None,
     constant_volume: bool = False,
+    min_distance: float | None = RELAX_MIN_DISTANCE,
+    max_energy_drop: float | None = RELAX_MAX_ENERGY_DROP,
 ) -> dict:
     """Relax positions (and the cell with ``cell``, through FrechetCellFilter) until the largest
     force (and stress, in eV/Å³ times the cell volume per atom) is below ``fmax`` eV/Å;
-    ``constant_volume`` relaxes the cell's shape only (a point of an equation of state)."""
+    ``constant_volume`` relaxes the cell's shape only (a point of an equation of state).
+
+    Every step is checked (:class:`_RelaxGuard`): two atoms closer than ``min_distance`` Å or
+    an energy more than ``max_energy_drop`` eV/atom below the start stop the relaxation with a
+    SimulationError (None turns a check off)."""
     from ase.filters import FrechetCellFilter
     from ase.optimize import BFGS, FIRE
 
@@ -299,6 +307,7 @@ def relax(
     cls = FIRE if optimizer == "fire" else BFGS
     with _optional_atomic(trajectory) as traj_path:
         opt = cls(target, logfile=logfile if logfile is not None else None, trajectory=traj_path)
+        opt.attach(_RelaxGuard(atoms, opt, min_distance, max_energy_drop))
         converged = bool(opt.run(fmax=fmax, steps=steps))
         if hasattr(opt, "close"):
             opt.close()
@@ -310,6 +319,39 @@ def relax(
         "max_force": float(np.linalg.norm(forces, axis=1).max()),
         "volume": float(atoms.get_volume()) if atoms.pbc.all() else None,
     }
+
+
+class _RelaxGuard:
+    """An optimizer observer that stops a relaxation leaving physical ground. A learned
+    potential can have holes where it never saw data (atoms pressed together, a strained cell):
+    an optimizer runs into them and reports a converged structure hundreds of eV below the
+    truth. A relaxation from a sensible start lowers the energy by far less than 1 eV/atom, and
+    no bond is shorter than 0.5 Å (H2: 0.74 Å; the limit of ``mlip md``'s watchdog)."""
+
+    def __init__(self, atoms, opt, min_distance, max_energy_drop):
+        self.atoms, self.opt = atoms, opt
+        self.min_distance, self.max_drop = min_distance, max_energy_drop
+        self.e0 = float(atoms.get_potential_energy()) if max_energy_drop is not None else None
+
+    def __call__(self):
+        a, step = self.atoms, self.opt.nsteps
+        if self.min_distance is not None:
+            d, i, j = closest_pair(a, self.min_distance)
+            if d < self.min_distance:
+                s = a.get_chemical_symbols()
+                raise SimulationError(
+                    f"relaxation stopped at step {step}: atoms {i} ({s[i]}) and {j} ({s[j]}) "
+                    f"are {d:.3f} Å apart, closer than {self.min_distance:g} Å: the model "
+                    "has no repulsion there (--min-distance)"
+                )
+        if self.e0 is not None:
+            drop = (self.e0 - float(a.get_potential_energy())) / len(a)
+            if not drop <= self.max_drop:  # NaN too
+                raise SimulationError(
+                    f"relaxation stopped at step {step}: the energy fell {drop:.3g} eV/atom "
+                    f"below the start, more than {self.max_drop:g} eV/atom: the model has a "
+                    "hole here, outside its training data (--max-energy-drop)"
+                )
 
 
 class _optional_atomic:

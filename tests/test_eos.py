@@ -82,3 +82,24 @@ def test_verb_writes_the_summary_and_the_plot(tmp_path, capsys):
     ase.io.write(tmp_path / "h2o.xyz", molecule("H2O"), format="extxyz")
     assert main(["eos", str(tmp_path / "cu.pt"), str(tmp_path / "h2o.xyz")]) == 1
     assert "periodic" in capsys.readouterr().err
+
+
+class _LowerWhenCompressed(EMT):
+    """EMT copper with 0.5 eV/atom less below 95% of its volume, as a learned potential can
+    have a hole in a strained cell: points there leave the phase's basin."""
+
+    def calculate(self, atoms=None, properties=("energy",), system_changes=None):
+        super().calculate(atoms, properties, system_changes or ["positions"])
+        v0 = 3.59**3 / 4
+        v = self.atoms.get_volume() / len(self.atoms)
+        shift = -0.25 * (1 - np.tanh((v - 0.95 * v0) / (0.005 * v0))) * len(self.atoms)
+        self.results["energy"] += shift
+        self.results["free_energy"] += shift
+
+
+def test_a_point_below_the_relaxed_equilibrium_is_refused():
+    atoms = bulk("Cu", "fcc", a=3.6)
+    with pytest.raises(SimulationError, match="meV/atom below the relaxed equilibrium"):
+        equation_of_state(atoms, _LowerWhenCompressed(), strain=0.08, points=7, fmax=0.01)
+    # the same scan of plain EMT passes: the check is not what fails
+    assert equation_of_state(atoms, EMT(), strain=0.08, points=7, fmax=0.01)["b0_gpa"] > 0

@@ -1,14 +1,18 @@
-"""run_md streams its output, continues a run from its trajectory, and stops an unstable one."""
+"""run_md streams its output, continues a run from its trajectory, and stops an unstable one;
+relax stops at a hole in the potential."""
 
 import ase.io
 import numpy as np
 import pytest
 import torch
+from ase import Atoms
 from ase.build import molecule
+from ase.calculators.calculator import Calculator, all_changes
+from ase.calculators.emt import EMT
 
 import mlip
 from mlip.md_watch import read_log
-from mlip.simulate import SimulationError, continue_from, run_md
+from mlip.simulate import SimulationError, continue_from, relax, run_md
 
 
 @pytest.fixture(scope="module")
@@ -114,3 +118,38 @@ def test_a_default_cpu_run_warns_about_nothing(model, ensemble):
             molecule("H2O"), mlip.MLIPCalculator(model, device="cpu"), ensemble=ensemble, steps=2
         )
     assert summary["status"] == "completed"
+
+
+class _Hole(Calculator):
+    """Two-body attraction without repulsion, E = -A sum exp(-r^2): the hole a learned
+    potential can have where it saw no data."""
+
+    implemented_properties = ("energy", "free_energy", "forces")
+
+    def calculate(self, atoms=None, properties=("energy",), system_changes=all_changes):
+        super().calculate(atoms, properties, system_changes)
+        pos = self.atoms.positions
+        diff = pos[:, None] - pos[None]
+        g = -10.0 * np.exp(-(diff**2).sum(-1))
+        np.fill_diagonal(g, 0.0)
+        self.results["energy"] = self.results["free_energy"] = 0.5 * g.sum()
+        self.results["forces"] = (2 * g[..., None] * diff).sum(1)
+
+
+def test_a_relaxation_into_a_hole_is_stopped_naming_the_atoms(tmp_path):
+    atoms = Atoms("OH", positions=[[0, 0, 0], [2.0, 0, 0]])
+    with pytest.raises(SimulationError, match=r"fell \S+ eV/atom below the start"):
+        relax(atoms.copy(), _Hole(), trajectory=tmp_path / "r.traj")
+    assert not (tmp_path / "r.traj").exists()  # a stopped relaxation leaves no finished file
+    with pytest.raises(SimulationError, match=r"atoms 0 \(O\) and 1 \(H\) are 0\.\d+ Å apart"):
+        relax(atoms.copy(), _Hole(), max_energy_drop=None)
+    # both checks off: the optimizer runs into the hole and reports nothing
+    summary = relax(atoms.copy(), _Hole(), min_distance=None, max_energy_drop=None, steps=200)
+    assert summary["energy"] < -9
+
+
+def test_a_sound_relaxation_passes_the_checks():
+    atoms = molecule("H2O")
+    atoms.positions[0] += 0.1
+    summary = relax(atoms, EMT(), fmax=0.01)
+    assert summary["converged"]

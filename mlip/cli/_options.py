@@ -26,6 +26,16 @@ def number(kind=float, minimum=None, strict=False, unit=""):
     return parse
 
 
+def limit(text: str) -> float | bool:
+    """A watchdog limit: a number, or 'none'/'off' for False (off; None is the default)."""
+    if text.strip().lower() in ("none", "off"):
+        return False
+    try:
+        return float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number or 'none', got {text!r}") from None
+
+
 def add_device_dtype(p) -> None:
     """--device and --dtype of every verb that runs a model."""
     p.add_argument("--device", default=None, help="cpu, cuda, cuda:1 (default: cuda if present)")

@@ -10,20 +10,12 @@ from ._options import (
     add_charge_spin,
     add_device_dtype,
     calculator_and_structure,
+    limit,
     number,
 )
 
 #: exit status of a run that the watchdog stopped (1 is an error, 130 an interruption)
 STOPPED = 3
-
-
-def _limit(text: str) -> float | bool:
-    if text.strip().lower() in ("none", "off"):
-        return False  # off; None is the default (auto)
-    try:
-        return float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a number or 'none', got {text!r}") from None
 
 
 def add_parser(subparsers) -> argparse.ArgumentParser:
@@ -89,21 +81,21 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
     w = p.add_argument_group("watchdog (each limit off with 'none')")
     w.add_argument(
         "--max-temperature",
-        type=_limit,
+        type=limit,
         default=None,
         metavar="K",
         help="stop above this temperature (default: max(5 x --temperature, 2000))",
     )
     w.add_argument(
         "--min-distance",
-        type=_limit,
+        type=limit,
         default=0.5,
         metavar="Å",
         help="stop when two atoms come closer (default 0.5)",
     )
     w.add_argument(
         "--max-drift",
-        type=_limit,
+        type=limit,
         default=0.01,
         metavar="EV_PER_ATOM",
         help="NVE: stop when the total energy is this far from its start (default 0.01 eV/atom)",

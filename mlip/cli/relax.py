@@ -11,6 +11,7 @@ from ._options import (
     add_charge_spin,
     add_device_dtype,
     calculator_and_structure,
+    limit,
     number,
 )
 
@@ -37,6 +38,12 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
     p.add_argument("--cell", action="store_true", help="relax the cell as well")
     p.add_argument("-o", "--output", default=None, help="relaxed structure file (extxyz)")
     p.add_argument("--trajectory", default=None, help="ASE trajectory of the steps (.traj)")
+    g = p.add_argument_group("checks at every step, a stop is exit 1 (each off with 'none')")
+    g.add_argument("--min-distance", type=limit, default=0.5, metavar="Å",
+                   help="stop when two atoms come closer (default 0.5)")
+    g.add_argument("--max-energy-drop", type=limit, default=1.0, metavar="EV_PER_ATOM",
+                   help="stop when the energy falls this far below the start: a hole in the "
+                        "model (default 1.0 eV/atom)")
     add_device_dtype(p)
     add_charge_spin(p)
     return p
@@ -58,6 +65,8 @@ def run(args) -> int:
         cell=args.cell,
         trajectory=args.trajectory,
         logfile=sys.stderr,
+        min_distance=None if args.min_distance is False else args.min_distance,  # 'none'
+        max_energy_drop=None if args.max_energy_drop is False else args.max_energy_drop,
     )
     output = args.output or str(Path(args.structure).with_suffix("")) + "_relaxed.extxyz"
     with atomic_path(output) as tmp:
