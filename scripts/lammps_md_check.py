@@ -45,6 +45,7 @@ def summarise(log, dump=None, atoms: int | None = None, within: float = 3.0) -> 
         out["volume_per_atom_A3"] = {
             "start": round(float(thermo["Volume"][0]) / n, 4),
             "mean_2nd_half": round(float(half["Volume"].mean()) / n, 4),
+            "std_2nd_half": round(float(half["Volume"].std()) / n, 4),
         }
     if "Econserve" in thermo and n:
         slope = np.polyfit(thermo["Time"], thermo["Econserve"] / n, 1)[0]

@@ -21,6 +21,7 @@ import numpy as np
 from ase.build import bulk
 from ase.calculators.emt import EMT
 from ase.calculators.singlepoint import SinglePointCalculator
+from lammps_md_check import summarise  # this directory, first on sys.path
 
 INPUT = """units metal
 atom_style atomic
@@ -88,7 +89,7 @@ def main() -> None:
     work.mkdir(parents=True, exist_ok=True)
 
     import mlip
-    from mlip.integrations.lammps import read_thermo, run_lammps
+    from mlip.integrations.lammps import run_lammps
 
     model = work / "best.pt"
     if not model.exists():
@@ -116,32 +117,10 @@ def main() -> None:
         INPUT.format(a=a0, reps=args.reps, seed=args.seed, steps=args.steps)
     )
     summary = run_lammps(model, work / "in.npt", log=str(work / "log.lammps"), screen="none")
-    rows = read_thermo(work / "log.lammps")
     n_atoms = 4 * args.reps**3
-    half = {k: v[len(v) // 2 :] for k, v in rows.items()}
-    fit = np.polyfit(rows["Time"], rows["Econserve"] / n_atoms, 1)  # per atom against time
-    summary.update(
-        {
-            "atoms": n_atoms,
-            "ps": float(rows["Time"][-1]),
-            "emt_volume_per_atom": round(emt_volume_per_atom(), 4),
-            "start_volume_per_atom": round(float(rows["Volume"][0] / n_atoms), 4),
-            "volume_per_atom_2nd_half": [
-                round(float(half["Volume"].mean() / n_atoms), 4),
-                round(float(half["Volume"].std() / n_atoms), 4),
-            ],
-            "temperature_2nd_half": [
-                round(float(half["Temp"].mean()), 1),
-                round(float(half["Temp"].std()), 1),
-            ],
-            "pressure_bar_2nd_half": [
-                round(float(half["Press"].mean()), 0),
-                round(float(half["Press"].std()), 0),
-            ],
-            "econserve_drift_meV_per_atom_per_ps": round(float(fit[0]) * 1e3, 4),
-            "ms_per_step": round(1e3 * summary["wall_seconds"] / args.steps, 2),
-        }
-    )
+    summary.update(summarise(work / "log.lammps", atoms=n_atoms))
+    summary["emt_volume_per_atom"] = round(emt_volume_per_atom(), 4)
+    summary["ms_per_step"] = round(1e3 * summary["wall_seconds"] / args.steps, 2)
     print(json.dumps(summary))
 
 

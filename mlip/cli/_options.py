@@ -36,6 +36,11 @@ def limit(text: str) -> float | bool:
         raise argparse.ArgumentTypeError(f"expected a number or 'none', got {text!r}") from None
 
 
+def limit_value(value):
+    """A parsed :func:`limit` as the library takes it: None where the user turned it off."""
+    return None if value is False else value
+
+
 def add_device_dtype(p) -> None:
     """--device and --dtype of every verb that runs a model."""
     p.add_argument("--device", default=None, help="cpu, cuda, cuda:1 (default: cuda if present)")

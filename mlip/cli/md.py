@@ -11,6 +11,7 @@ from ._options import (
     add_device_dtype,
     calculator_and_structure,
     limit,
+    limit_value,
     number,
 )
 
@@ -123,16 +124,13 @@ def limits_from(args):
     if args.no_watchdog:
         return Limits(max_temperature=None, min_distance=None, max_drift=None, fragments=False)
 
-    def value(v):
-        return None if v is False else v
-
     t_max = args.max_temperature
     if t_max is None:
         t_max = default_max_temperature(args.temperature)
     return Limits(
-        max_temperature=value(t_max),
-        min_distance=value(args.min_distance),
-        max_drift=value(args.max_drift),
+        max_temperature=limit_value(t_max),
+        min_distance=limit_value(args.min_distance),
+        max_drift=limit_value(args.max_drift),
         fragments=not args.no_fragment_check,
     )
 

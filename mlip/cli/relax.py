@@ -12,6 +12,7 @@ from ._options import (
     add_device_dtype,
     calculator_and_structure,
     limit,
+    limit_value,
     number,
 )
 
@@ -65,8 +66,8 @@ def run(args) -> int:
         cell=args.cell,
         trajectory=args.trajectory,
         logfile=sys.stderr,
-        min_distance=None if args.min_distance is False else args.min_distance,  # 'none'
-        max_energy_drop=None if args.max_energy_drop is False else args.max_energy_drop,
+        min_distance=limit_value(args.min_distance),
+        max_energy_drop=limit_value(args.max_energy_drop),
     )
     output = args.output or str(Path(args.structure).with_suffix("")) + "_relaxed.extxyz"
     with atomic_path(output) as tmp:
