@@ -63,5 +63,6 @@ def run(args) -> int:
         device=args.device,
         dtype=args.dtype,
     )
-    print(json.dumps(summary))
+    if summary["rank"] == 0:  # every MPI rank runs this; one summary, not interleaved copies
+        print(json.dumps(summary), flush=True)
     return 0

@@ -116,6 +116,7 @@ class LammpsPotential:
                 stacklevel=2,
             )
         self.nprocs = int(lmp.extract_setting("world_size"))
+        self.rank = int(lmp.extract_setting("world_rank"))
         earlier = [f for f in lmp.available_ids("fix") if f]
         if earlier:
             warnings.warn(
@@ -237,6 +238,7 @@ class LammpsPotential:
             "model_calls": self.calls,
             "atoms": int(self.lmp.get_natoms()),
             "ranks": self.nprocs,
+            "rank": self.rank,
             "model_seconds": round(self.model_seconds, 6),
             "callback_seconds": round(self.callback_seconds, 6),
         }

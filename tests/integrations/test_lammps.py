@@ -405,7 +405,9 @@ print "$(pe:%.17g) $(press:%.17g)" file thermo.txt screen no
         ]
         proc = subprocess.run(cmd, cwd=run, env=env, capture_output=True, text=True, timeout=300)
         assert proc.returncode == 0, proc.stderr[-2000:]
-        summary = json.loads(proc.stdout.strip().splitlines()[-1])
+        summaries = [line for line in proc.stdout.splitlines() if line.startswith("{")]
+        assert len(summaries) == 1, proc.stdout  # rank 0 alone prints it
+        summary = json.loads(summaries[0])
         assert summary["ranks"] == ranks
         results[ranks] = read_dump(run / "final.dump"), np.loadtxt(run / "thermo.txt")
     (one, thermo1), (two, thermo2) = results[1], results[2]
