@@ -184,35 +184,84 @@ def read_log(path) -> dict[str, np.ndarray]:
     return {name: data[:, i] for i, name in enumerate(names)}
 
 
-def analyse(log_path, traj_path, min_distance: float = 0.5) -> dict:
+def frame_series(frames, min_distance: float = 0.5, reference=None) -> dict[str, list]:
+    """Per frame: its MD step, atom count, closest approach (Å; inf beyond 3 Å), fragment
+    count, whether its bond graph is still the ``reference``'s (default: the first frame's)
+    and, for periodic frames, the density (g/cm³). JSON-ready, so a run continued in another
+    session can carry the series of its first part instead of its trajectory (:func:`analyse`).
+    """
+    from ase import units
+
+    reference = frames[0] if reference is None else reference
+    bonds0 = bond_graph(reference)
+    out = {"md_step": [], "n_atoms": [], "closest": [], "fragments": [], "bonds_kept": [],
+           "density": []}
+    for atoms in frames:
+        out["md_step"].append(int(atoms.info.get("md_step", len(out["md_step"]))))
+        out["n_atoms"].append(len(atoms))
+        out["closest"].append(closest_distance(atoms, max(min_distance, 3.0)))
+        out["fragments"].append(n_fragments(atoms))
+        out["bonds_kept"].append(bond_graph(atoms) == bonds0)
+        if atoms.pbc.all():  # amu per Å³ to g/cm³
+            out["density"].append(float(atoms.get_masses().sum()) * units._amu * 1e27
+                                  / atoms.get_volume())
+    return out
+
+
+def _merge(parts: list[dict]) -> dict[str, list]:
+    """Series of consecutive parts of one run, each step once (a continued run's trajectory
+    repeats the frame it continued from)."""
+    out = {key: [] for key in parts[0]}
+    for part in parts:
+        for k, step in enumerate(part["md_step"]):
+            if out["md_step"] and step <= out["md_step"][-1]:
+                continue
+            for key in out:
+                if part[key]:
+                    out[key].append(part[key][k])
+    return out
+
+
+def analyse(log_path, trajectories, min_distance: float = 0.5, keep_series: bool = False) -> dict:
     """Energy conservation and stability of a run from its log and trajectory: drift (slope of
     a least-squares line through E_tot(t), meV/atom/ps), largest excursion, temperature range,
-    closest approach, when the bond graph changed (reported only: a proton may hop) and when
-    the structure fragmented. ``stable`` is False for fragments or atoms below
-    ``min_distance``."""
+    closest approach, when the bond graph changed (reported only: a proton may hop), when
+    the structure fragmented and, for periodic runs, the density. ``stable`` is False for
+    fragments or atoms below ``min_distance``.
+
+    ``trajectories``: a trajectory, or the consecutive parts of one run in order, each a
+    trajectory or a JSON file of :func:`frame_series` (a part carried from an earlier session).
+    ``keep_series`` adds the merged per-frame series under ``"series"``."""
+    import json
+
     import ase.io
 
     log = read_log(log_path)
-    frames = ase.io.read(traj_path, index=":")
-    n_atoms = len(frames[0])
-    time_ps = log["time"]
-    etot = log["etot"]
-    if len(frames) == len(time_ps) and frames[0].calc is not None:
+    paths = [trajectories] if isinstance(trajectories, (str, bytes)) or hasattr(
+        trajectories, "__fspath__") else list(trajectories)
+    parts, frames, reference = [], [], None
+    for path in paths:
+        if str(path).endswith(".json"):
+            with open(path) as f:
+                parts.append(json.load(f))
+            continue
+        frames = ase.io.read(path, index=":")
+        reference = frames[0] if reference is None else reference
+        parts.append(frame_series(frames, min_distance, reference))
+    series = _merge(parts)
+    time_ps, etot = log["time"], log["etot"]
+    n_atoms = int(series["n_atoms"][0])
+    if len(paths) == 1 and len(frames) == len(time_ps) and frames[0].calc is not None:
         # the trajectory keeps full precision; the log rounds to 0.1 meV
         etot = np.array([a.get_potential_energy() + a.get_kinetic_energy() for a in frames])
     slope = np.polyfit(time_ps, etot, 1)[0] if len(time_ps) > 1 else 0.0
-    bonds0, pieces0 = bond_graph(frames[0]), n_fragments(frames[0])
-    changed_at, broke_at, closest = None, None, math.inf
-    for k, atoms in enumerate(frames):
-        closest = min(closest, closest_distance(atoms, max(min_distance, 3.0)))
-        if changed_at is None and bond_graph(atoms) != bonds0:
-            changed_at = k
-        if broke_at is None and n_fragments(atoms) != pieces0:
-            broke_at = k
-    stable = broke_at is None and closest >= min_distance
-    return {
+    kept, pieces = series["bonds_kept"], series["fragments"]
+    changed_at = next((k for k, same in enumerate(kept) if not same), None)
+    broke_at = next((k for k, n in enumerate(pieces) if n != pieces[0]), None)
+    closest = float(min(series["closest"]))
+    report = {
         "n_atoms": n_atoms,
-        "n_frames": len(frames),
+        "n_frames": len(series["md_step"]),
         "duration_ps": float(time_ps[-1] - time_ps[0]),
         "drift_mev_per_atom_per_ps": 1000 * float(slope) / n_atoms,
         "max_deviation_mev_per_atom": 1000 * float(np.abs(etot - etot[0]).max()) / n_atoms,
@@ -223,5 +272,18 @@ def analyse(log_path, traj_path, min_distance: float = 0.5) -> dict:
         "closest_approach": closest,
         "bond_graph_changed_at_frame": changed_at,
         "fragmented_at_frame": broke_at,
-        "stable": stable,
+        "stable": broke_at is None and closest >= min_distance,
     }
+    if series["density"]:
+        rho, half = np.asarray(series["density"]), len(series["density"]) // 2
+        report |= {
+            "density_start": float(rho[0]),
+            "density_end": float(rho[-1]),
+            "density_mean_second_half": float(rho[half:].mean()),
+            "density_std_second_half": float(rho[half:].std()),
+        }
+        if "t" in log:
+            report["temperature_mean_second_half"] = float(log["t"][len(log["t"]) // 2 :].mean())
+    if keep_series:
+        report["series"] = series
+    return report

@@ -16,6 +16,11 @@ reports what a practitioner checks before trusting a potential in production MD:
         --dtype float64 --log nve.log --trajectory nve.traj
     python scripts/md_stability.py nve.log nve.traj --json nve.json
 
+A run continued in another session (``mlip md --restart``) is analysed from its whole log and
+its parts in order: ``--series part1.json`` writes the per-frame series of what exists so far
+(closest approach, fragments, bond graph, density), which can stand in for the first part's
+trajectory later: ``md_stability.py run.log part1.json run.traj``.
+
 Exits 1 when the run is unstable, so it can gate a release. The checks are
 :func:`mlip.md_watch.analyse`; ``mlip md`` applies the same limits while it runs (its watchdog).
 """
@@ -27,22 +32,27 @@ import json
 import sys
 
 # The checks live in the library, beside the watchdog that applies them during `mlip md`.
+from mlip._io import atomic_write_text
 from mlip.md_watch import analyse, bond_graph, n_fragments, read_log  # noqa: F401
 
 
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("log")
-    parser.add_argument("trajectory")
+    parser.add_argument("trajectory", nargs="+",
+                        help="the run's trajectory or its parts in order (.traj, --series .json)")
     parser.add_argument("--min-distance", type=float, default=0.5, help="Å (default 0.5)")
     parser.add_argument("--json", help="also write the report here")
+    parser.add_argument("--series", help="also write the per-frame series (JSON) here")
     args = parser.parse_args(argv)
-    report = analyse(args.log, args.trajectory, args.min_distance)
+    report = analyse(args.log, args.trajectory, args.min_distance, keep_series=bool(args.series))
+    series = report.pop("series", None)
+    if args.series:
+        atomic_write_text(args.series, json.dumps(series))
     for key, value in report.items():
         print(f"{key:32s} {value:.6g}" if isinstance(value, float) else f"{key:32s} {value}")
     if args.json:
-        with open(args.json, "w") as f:
-            json.dump(report, f, indent=2)
+        atomic_write_text(args.json, json.dumps(report, indent=2))
     return 0 if report["stable"] else 1
 
 

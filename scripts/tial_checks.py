@@ -26,12 +26,13 @@ from pathlib import Path
 
 import numpy as np
 from ase import Atoms, units
-from ase.io import read, write
+from ase.io import write
 
 from mlip._io import atomic_write_text
 from mlip.calculator import MLIPCalculator
 from mlip.data import keys as K
 from mlip.data.readers import read_frames
+from mlip.md_watch import analyse
 from mlip.simulate import relax
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -124,28 +125,22 @@ def npt(model: str, cell: Atoms, steps: int, workdir: Path) -> dict:
         "50",
         "--trajectory",
         str(traj),
+        "--log",
+        str(workdir / "npt.log"),
         "--no-progress",
     ]
     proc = subprocess.run(cmd, capture_output=True, text=True)
     summary = json.loads(proc.stdout.strip().splitlines()[-1]) if proc.stdout else {}
-    frames = read(traj, ":") if traj.exists() else []
-    density = [sum(a.get_masses()) * units._amu * 1e27 / a.get_volume() for a in frames]
-    closest = (
-        min(np.min(a.get_all_distances(mic=True)[np.triu_indices(len(a), 1)]) for a in frames)
-        if frames
-        else None
-    )
-    half = len(density) // 2
+    report = analyse(workdir / "npt.log", traj) if traj.exists() else {}
     return {
         "atoms": len(big),
         "steps": steps,
         "timestep_fs": 2,
         "exit": proc.returncode,
         "status": summary.get("status"),
-        "density_g_cm3_start": density[0] if density else None,
-        "density_g_cm3_second_half": float(np.mean(density[half:])) if density else None,
-        "density_g_cm3_std_second_half": float(np.std(density[half:])) if density else None,
-        "closest_approach_a": float(closest) if closest is not None else None,
+        **{k: report.get(k) for k in ("density_start", "density_mean_second_half",
+                                      "density_std_second_half", "closest_approach",
+                                      "temperature_mean_second_half")},
     }
 
 

@@ -48,3 +48,47 @@ def test_an_atom_leaving_marks_the_run_unstable(tmp_path):
     assert not report["stable"] and report["fragmented_at_frame"] == 10
     assert module.main([str(log), str(traj), "--json", str(tmp_path / "r.json")]) == 1
     assert (tmp_path / "r.json").exists()
+
+
+def _periodic_run(tmp_path, n=12):
+    """A rattled fcc Cu crystal whose cell grows 1% per frame, frames tagged with md_step."""
+    from ase.build import bulk
+
+    rng = np.random.default_rng(1)
+    frames = []
+    for k in range(n):
+        atoms = bulk("Cu", "fcc", a=3.6, cubic=True).repeat(2)
+        atoms.set_cell(atoms.cell * (1 + 0.01 * k), scale_atoms=True)
+        atoms.positions += rng.normal(0, 0.03, atoms.positions.shape)
+        atoms.info["md_step"] = 10 * k
+        frames.append(atoms)
+    with open(tmp_path / "npt.log", "w") as f:
+        f.write("Time[ps]      Etot[eV]     Epot[eV]     Ekin[eV]    T[K]\n")
+        for k in range(n):
+            f.write(f"{0.01 * k:.4f} -10.0 -11.0 1.0 {900 + 10 * k:.1f}\n")
+    return frames, tmp_path / "npt.log"
+
+
+def test_periodic_runs_report_the_density(tmp_path):
+    frames, log = _periodic_run(tmp_path)
+    ase.io.write(tmp_path / "npt.traj", frames)
+    report = _module().analyse(log, tmp_path / "npt.traj")
+    mass = 32 * 63.546 * 1.66053906660e-24  # g
+    assert abs(report["density_start"] - mass / (7.2**3 * 1e-24)) < 1e-6
+    assert report["density_end"] < report["density_mean_second_half"] < report["density_start"]
+    assert report["temperature_mean_second_half"] == np.mean([960, 970, 980, 990, 1000, 1010])
+
+
+def test_a_run_continued_in_another_session_is_analysed_from_its_parts(tmp_path):
+    """Part one carried as its --series JSON, part two the continued trajectory (which repeats
+    the first frame and the frame it continued from): the same report as the whole trajectory."""
+    frames, log = _periodic_run(tmp_path)
+    module = _module()
+    ase.io.write(tmp_path / "whole.traj", frames)
+    ase.io.write(tmp_path / "part1.traj", frames[:7])
+    ase.io.write(tmp_path / "part2.traj", [frames[0], *frames[6:]])
+    series = tmp_path / "part1.json"
+    assert module.main([str(log), str(tmp_path / "part1.traj"), "--series", str(series)]) == 0
+    whole = module.analyse(log, tmp_path / "whole.traj")
+    parts = module.analyse(log, [series, tmp_path / "part2.traj"])
+    assert parts == whole and whole["n_frames"] == 12
