@@ -85,6 +85,29 @@ def _dynamics(
     )
 
 
+# The MTK integrator's own state beyond positions, momenta and cell: the barostat momentum
+# and both Nose-Hoover chains. Stored in every NPT frame so a continued run is the same run
+# (ASE keeps them in private attributes; the restart test breaks if they are renamed).
+_NPT_STATE = {"p_eps": (None, "_p_eps"), "eta": ("_thermostat", "_eta"),
+              "p_eta": ("_thermostat", "_p_eta"), "xi": ("_barostat", "_xi"),
+              "p_xi": ("_barostat", "_p_xi")}
+
+
+def _npt_state(dyn) -> dict | None:
+    try:
+        return {key: np.array(getattr(getattr(dyn, part) if part else dyn, name), dtype=float)
+                for key, (part, name) in _NPT_STATE.items()}
+    except AttributeError:
+        return None
+
+
+def _set_npt_state(dyn, state: dict) -> None:
+    for key, (part, name) in _NPT_STATE.items():
+        value = np.asarray(state[key], dtype=float)
+        setattr(getattr(dyn, part) if part else dyn, name, float(value) if not value.ndim
+                else value.copy())
+
+
 def run_md(
     atoms,
     calculator,
@@ -164,6 +187,12 @@ def run_md(
         [seed, start] if start else seed,
     )
     dyn.nsteps = start  # log time, frame steps and ASE's observer schedule continue from here
+    carried = atoms.info.pop("npt_state", None) if restart else None
+    if ensemble == "npt" and carried is not None:
+        _set_npt_state(dyn, carried)
+    elif ensemble == "npt" and restart:
+        log.warning("%s holds no NPT thermostat/barostat state (written by an older mlip): "
+                    "the run continues with them at rest", trajectory)
     watchdog = Watchdog(limits, ensemble, reference if reference is not None else atoms)
     first = reference if reference is not None else atoms
     e_start = None
@@ -188,6 +217,8 @@ def run_md(
         def record():
             step = dyn.nsteps
             atoms.info["md_step"] = step
+            if ensemble == "npt" and (state := _npt_state(dyn)) is not None:
+                atoms.info["npt_state"] = state
             if traj is not None:
                 traj.write(atoms)  # ulm syncs (flushes) every frame
             if logger is not None:

@@ -68,6 +68,27 @@ def test_a_run_that_dies_leaves_readable_files_and_continues_exactly(model, tmp_
     np.testing.assert_allclose(frames[-1].get_momenta(), ref.get_momenta(), rtol=0, atol=1e-10)
 
 
+def test_a_continued_npt_run_is_the_uninterrupted_run(tmp_path):
+    """The MTK barostat momentum and both Nose-Hoover chains travel in the frames: continued
+    from step 10, the run reaches the same positions, momenta and cell at step 20."""
+    from ase.build import bulk
+
+    start = bulk("Cu", "fcc", a=3.7, cubic=True).repeat(2)  # expanded: the barostat works
+    kwargs = dict(ensemble="npt", timestep=2.0, temperature=600, interval=5, tdamp=20.0,
+                  pdamp=100.0)
+    whole, part = tmp_path / "whole.traj", tmp_path / "part.traj"
+    run_md(start.copy(), EMT(), steps=20, trajectory=whole, **kwargs)
+    run_md(start.copy(), EMT(), steps=10, trajectory=part, **kwargs)
+    state = ase.io.read(part, index=-1).info["npt_state"]
+    assert abs(state["p_eps"]) > 0 and np.any(state["p_eta"]) and np.any(state["p_xi"])
+    run_md(None, EMT(), steps=20, trajectory=part, restart=True, **kwargs)
+    ref, got = ase.io.read(whole, index=-1), ase.io.read(part, index=-1)
+    assert got.info["md_step"] == 20
+    np.testing.assert_allclose(got.positions, ref.positions, rtol=0, atol=1e-9)
+    np.testing.assert_allclose(got.get_momenta(), ref.get_momenta(), rtol=0, atol=1e-9)
+    np.testing.assert_allclose(got.cell.array, ref.cell.array, rtol=0, atol=1e-10)
+
+
 def test_existing_output_is_kept_unless_asked(model, tmp_path):
     traj = tmp_path / "md.traj"
     run_md(molecule("H2O"), mlip.MLIPCalculator(model), steps=2, trajectory=traj)

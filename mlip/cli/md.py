@@ -66,7 +66,8 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
         "--restart",
         action="store_true",
         help="continue the run in --trajectory from its last frame (positions, "
-        "velocities, cell) up to --steps, appending to --trajectory and --log",
+        "velocities, cell; NPT's thermostat and barostat) up to --steps, appending to "
+        "--trajectory and --log",
     )
     p.add_argument(
         "--overwrite", action="store_true", help="replace an existing --trajectory and --log"
