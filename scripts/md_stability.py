@@ -19,7 +19,8 @@ reports what a practitioner checks before trusting a potential in production MD:
 A run continued in another session (``mlip md --restart``) is analysed from its whole log and
 its parts in order: ``--series part1.json`` writes the per-frame series of what exists so far
 (closest approach, fragments, bond graph, density), which can stand in for the first part's
-trajectory later: ``md_stability.py run.log part1.json run.traj``.
+trajectory later: ``md_stability.py run.log part1.json run.traj``; ``--restart-frames``
+writes the trajectory's first and last frames, all that ``mlip md --restart`` needs to go on.
 
 Exits 1 when the run is unstable, so it can gate a release. The checks are
 :func:`mlip.md_watch.analyse`; ``mlip md`` applies the same limits while it runs (its watchdog).
@@ -32,7 +33,7 @@ import json
 import sys
 
 # The checks live in the library, beside the watchdog that applies them during `mlip md`.
-from mlip._io import atomic_write_text
+from mlip._io import atomic_path, atomic_write_text
 from mlip.md_watch import analyse, bond_graph, n_fragments, read_log  # noqa: F401
 
 
@@ -44,11 +45,19 @@ def main(argv=None) -> int:
     parser.add_argument("--min-distance", type=float, default=0.5, help="Å (default 0.5)")
     parser.add_argument("--json", help="also write the report here")
     parser.add_argument("--series", help="also write the per-frame series (JSON) here")
+    parser.add_argument("--restart-frames", help="also write the last trajectory's first and "
+                        "last frames here (.traj), to continue the run from")
     args = parser.parse_args(argv)
     report = analyse(args.log, args.trajectory, args.min_distance, keep_series=bool(args.series))
     series = report.pop("series", None)
     if args.series:
         atomic_write_text(args.series, json.dumps(series))
+    if args.restart_frames:
+        import ase.io
+
+        frames = ase.io.read(args.trajectory[-1], index=":")
+        with atomic_path(args.restart_frames) as tmp:
+            ase.io.write(tmp, [frames[0], frames[-1]], format="traj")
     for key, value in report.items():
         print(f"{key:32s} {value:.6g}" if isinstance(value, float) else f"{key:32s} {value}")
     if args.json:

@@ -92,3 +92,18 @@ def test_a_run_continued_in_another_session_is_analysed_from_its_parts(tmp_path)
     whole = module.analyse(log, tmp_path / "whole.traj")
     parts = module.analyse(log, [series, tmp_path / "part2.traj"])
     assert parts == whole and whole["n_frames"] == 12
+
+
+def test_restart_frames_are_what_mlip_md_continues_from(tmp_path):
+    from mlip.simulate import continue_from
+
+    frames, log = _periodic_run(tmp_path)
+    for a in frames:
+        a.set_momenta(np.full((len(a), 3), 0.1))
+    ase.io.write(tmp_path / "npt.traj", frames)
+    out = tmp_path / "restart.traj"
+    _module().main([str(log), str(tmp_path / "npt.traj"), "--restart-frames", str(out)])
+    atoms, first, step = continue_from(out)
+    assert step == 110 and first.info["md_step"] == 0
+    np.testing.assert_array_equal(atoms.positions, frames[-1].positions)
+    np.testing.assert_array_equal(atoms.cell.array, frames[-1].cell.array)
