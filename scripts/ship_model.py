@@ -13,20 +13,11 @@ from __future__ import annotations
 
 import argparse
 import os
-import tempfile
 from pathlib import Path
 
 import yaml
 
 PRETRAINED = Path(__file__).resolve().parents[1] / "mlip" / "pretrained"
-
-
-def _atomic_text(path: Path, text: str) -> None:
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    with os.fdopen(fd, "w", encoding="utf-8") as f:
-        f.write(text)
-    os.chmod(tmp, 0o644)
-    os.replace(tmp, path)
 
 
 def main(argv=None) -> int:
@@ -39,6 +30,7 @@ def main(argv=None) -> int:
 
     from ase.data import chemical_symbols
 
+    from mlip._io import atomic_write_text
     from mlip.models.registry import load_model
     from mlip.pretrained import CARD_KEYS, evaluate_on_split
 
@@ -61,7 +53,7 @@ def main(argv=None) -> int:
     summary.pop("config", None)
     model.save(PRETRAINED / f"{args.name}.pt", training=summary)
     os.chmod(PRETRAINED / f"{args.name}.pt", 0o644)
-    _atomic_text(PRETRAINED / f"{args.name}.yaml",
+    atomic_write_text(PRETRAINED / f"{args.name}.yaml",
                  yaml.safe_dump(card, sort_keys=False, allow_unicode=True, width=100))
     print(f"shipped {args.name}: forces RMSE {1000 * metrics['forces_rmse']:.1f} meV/Å, "
           f"energy MAE {1000 * metrics['energy_mae']:.2f} meV/atom on {metrics['n_structures']}"
