@@ -21,6 +21,7 @@ trajectory. The limits (:class:`Limits`) and why the defaults are what they are:
 from __future__ import annotations
 
 import math
+import os
 from dataclasses import asdict, dataclass
 
 import numpy as np
@@ -237,8 +238,8 @@ def analyse(log_path, trajectories, min_distance: float = 0.5, keep_series: bool
     import ase.io
 
     log = read_log(log_path)
-    paths = [trajectories] if isinstance(trajectories, (str, bytes)) or hasattr(
-        trajectories, "__fspath__") else list(trajectories)
+    single = isinstance(trajectories, (str, os.PathLike))
+    paths = [trajectories] if single else list(trajectories)
     parts, frames, reference = [], [], None
     for path in paths:
         if str(path).endswith(".json"):

@@ -55,9 +55,9 @@ def main(argv=None) -> int:
     if args.restart_frames:
         import ase.io
 
-        frames = ase.io.read(args.trajectory[-1], index=":")
+        last = args.trajectory[-1]  # two frames read, not the whole trajectory again
         with atomic_path(args.restart_frames) as tmp:
-            ase.io.write(tmp, [frames[0], frames[-1]], format="traj")
+            ase.io.write(tmp, [ase.io.read(last, 0), ase.io.read(last, -1)], format="traj")
     for key, value in report.items():
         print(f"{key:32s} {value:.6g}" if isinstance(value, float) else f"{key:32s} {value}")
     if args.json:

@@ -54,7 +54,7 @@ def main(argv=None) -> int:
     model.save(PRETRAINED / f"{args.name}.pt", training=summary)
     os.chmod(PRETRAINED / f"{args.name}.pt", 0o644)
     atomic_write_text(PRETRAINED / f"{args.name}.yaml",
-                 yaml.safe_dump(card, sort_keys=False, allow_unicode=True, width=100))
+                      yaml.safe_dump(card, sort_keys=False, allow_unicode=True, width=100))
     print(f"shipped {args.name}: forces RMSE {1000 * metrics['forces_rmse']:.1f} meV/Å, "
           f"energy MAE {1000 * metrics['energy_mae']:.2f} meV/atom on {metrics['n_structures']}"
           " test structures")
