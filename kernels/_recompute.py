@@ -50,11 +50,17 @@ def _wanted(ctx) -> list[bool]:
     return out
 
 
+def _edge(t):
+    """The tensor's gradient edge, or None where no gradient can reach it: a view made under
+    ``torch.no_grad`` claims ``requires_grad`` but has no grad_fn (an energy-only call)."""
+    if torch.is_tensor(t) and t.requires_grad and not (t._is_view() and t.grad_fn is None):
+        return get_gradient_edge(t)
+    return None
+
+
 def _setup(ctx, offset, tensors):
     ctx.offset = offset
-    ctx.grad_edges = [
-        get_gradient_edge(t) if torch.is_tensor(t) and t.requires_grad else None for t in tensors
-    ]
+    ctx.grad_edges = [_edge(t) for t in tensors]
 
 
 def _full_grads(fn_out, inputs, wanted, grad_out):

@@ -75,6 +75,20 @@ def test_scatter_without_edges():
     assert not gx.any()
 
 
+def test_scatter_and_rows_under_no_grad():
+    # An energy-only evaluation (torch.no_grad, leaves that require grad): the same values.
+    args = inputs(seed=3)
+    ref = plain(*args).detach()
+    w, b = torch.randn(3, 3, dtype=F64).requires_grad_(), torch.randn(3, dtype=F64)
+    x = torch.randn(6, 3, dtype=F64).requires_grad_()
+    with torch.no_grad():
+        out = lean(*args)
+        rows = map_rows(rows_fn, x, (w, b), chunk=2)
+    torch.testing.assert_close(out, ref, rtol=1e-13, atol=1e-13)
+    torch.testing.assert_close(rows, rows_fn(x, w, b).detach(), rtol=1e-13, atol=1e-13)
+    assert not out.requires_grad and not rows.requires_grad
+
+
 def rows_fn(x, w, b):
     return torch.nn.functional.silu(x @ w + b) @ w.T
 

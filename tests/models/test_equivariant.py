@@ -135,6 +135,11 @@ def test_inference_path_matches_training_path(radial):
     assert any(g.abs().max() > 0 for g in train_grads)
     for a, b in zip(eval_grads, train_grads):
         torch.testing.assert_close(a, b, rtol=1e-10, atol=1e-10)
+    # An energy-only call under torch.no_grad (the lean path's views of the weights then
+    # carry no grad_fn) gives the same energy.
+    with torch.no_grad():
+        energy = model(graph, compute_forces=False)["energy"]
+    torch.testing.assert_close(energy, train_out[0], rtol=1e-12, atol=1e-12)
 
 
 def test_checkpoints_before_format_4_keep_their_gauss_evaluation_grid():
