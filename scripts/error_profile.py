@@ -1,11 +1,18 @@
-"""Where a model's force error sits: how much of it the worst atoms carry, and how it grows
-with the reference force.
+"""Where a model's force and energy errors sit: how much of the force error the worst atoms
+carry, how it grows with the reference force, and how much of the energy error is an offset
+per molecule and charge state.
 
 A force RMSE is a mean of squares, so a few badly fitted atoms (a bond breaking, a hot anion
 shedding its extra electron) can dominate it. This reports, on a config's fixed test split
 (or on labelled files), the share of the squared force error carried by the worst 0.1%, 1%
 and 5% of atoms and the RMSE without them, and the RMSE per bin of the reference force's
 magnitude.
+
+With ``--config`` it also splits the energy error: each group of structures with the same
+composition, charge and multiplicity (one molecule in one state, for molecular data) gets the
+mean energy error of its training-split structures subtracted. What remains is the error that
+no per-group constant explains, the part that follows the forces' errors along the geometry;
+a stage of energy fitting (or longer training) can remove the rest.
 
     python scripts/error_profile.py xtb-charged-facet-s --config configs/xtb-charged-facet-s.yaml
     python scripts/error_profile.py model.pt --data test.xyz --json profile.json
@@ -48,6 +55,71 @@ def profile(pairs: np.ndarray) -> dict:
     return out
 
 
+def group_key(frame) -> tuple:
+    """(charge, multiplicity, composition) of a frame; missing charge or spin as None."""
+    from mlip.data import keys as K
+
+    def scalar(key):
+        v = frame.get(key)
+        return None if v is None or not np.isfinite(float(np.asarray(v))) else float(np.asarray(v))
+
+    z, counts = np.unique(np.asarray(frame[K.ATOMIC_NUMBERS]), return_counts=True)
+    return scalar(K.CHARGE), scalar(K.SPIN), tuple(zip(z.tolist(), counts.tolist()))
+
+
+def energy_offsets(train_pairs, train_keys, test_pairs, test_keys) -> dict:
+    """``*_pairs``: (reference, prediction) energy per atom of each structure, in eV, in the
+    order of ``*_keys`` (their :func:`group_key`). Result in meV/atom."""
+    err = train_pairs[:, 1] - train_pairs[:, 0]
+    sums: dict = {}
+    for key, e in zip(train_keys, err):
+        total, n = sums.get(key, (0.0, 0))
+        sums[key] = (total + e, n + 1)
+    test_err = test_pairs[:, 1] - test_pairs[:, 0]
+    seen = np.array([key in sums for key in test_keys])
+    offset = np.array([sums[k][0] / sums[k][1] if k in sums else 0.0 for k in test_keys])
+    return {
+        "n_groups": len(sums), "n_structures": len(test_keys),
+        "n_structures_in_trained_groups": int(seen.sum()),
+        "energy_mae": 1000 * float(np.abs(test_err).mean()),
+        "energy_mae_without_group_offsets": 1000 * float(np.abs(test_err - offset).mean()),
+        "energy_mae_without_element_shifts": 1000 * float(np.abs(
+            test_err - _element_shifts(err, train_keys, test_keys)).mean()),
+    }
+
+
+def _element_shifts(err, train_keys, test_keys) -> np.ndarray:
+    """Per test structure, the shift per atom that a least-squares energy per element and
+    (charge, multiplicity), fitted to the training errors, gives it: what an additive
+    reference energy per charge state could remove."""
+    elements = sorted({z for k in (*train_keys, *test_keys) for z, _ in k[2]})
+
+    def fractions(keys):  # composition per atom, as the errors are per atom
+        rows = np.zeros((len(keys), len(elements)))
+        for i, (_, _, comp) in enumerate(keys):
+            for z, n in comp:
+                rows[i, elements.index(z)] = n
+        return rows / rows.sum(1, keepdims=True)
+
+    train_x, test_x = fractions(train_keys), fractions(test_keys)
+    shift = np.zeros(len(test_keys))
+    states = [k[:2] for k in train_keys]
+    for state in set(states):
+        m = np.array([s == state for s in states])
+        t = np.array([k[:2] == state for k in test_keys])
+        if t.any():
+            w, *_ = np.linalg.lstsq(train_x[m], err[m], rcond=None)
+            shift[t] = test_x[t] @ w
+    return shift
+
+
+def _energies(pairs, frames):
+    """The energy pairs of an evaluation of ``frames``, one row per frame in their order."""
+    if "energy" not in pairs or len(pairs["energy"]) != len(frames):
+        raise SystemExit("every structure needs a reference energy for the energy split")
+    return pairs["energy"]
+
+
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("model", help="checkpoint or pretrained name")
@@ -66,7 +138,7 @@ def main(argv=None) -> int:
 
     model = load_model(args.model)
     if args.config:
-        frames = split_data(load_config(args.config))[2]
+        train, _, frames = split_data(load_config(args.config))
         if frames is None:
             raise SystemExit(f"{args.config} has no test split (data.test or test_fraction)")
     else:
@@ -85,6 +157,17 @@ def main(argv=None) -> int:
         hi = f"{row['to']:g}" if row["to"] is not None else "inf"
         rmse = f"{row['rmse']:.1f}" if row["rmse"] is not None else "-"
         print(f"|F_ref| {row['from']:g}-{hi} eV/Å: {row['n_atoms']} atoms, RMSE {rmse} meV/Å")
+    if args.config:
+        train_pairs: dict = {}
+        evaluate(model, train, predictions=train_pairs)
+        out["energy"] = energy_offsets(
+            _energies(train_pairs, train), [group_key(f) for f in train],
+            _energies(pairs, frames), [group_key(f) for f in frames])
+        e = out["energy"]
+        print(f"energy MAE {e['energy_mae']:.1f} meV/atom; without the mean error of each "
+              f"(composition, charge, multiplicity) group on the training split "
+              f"({e['n_groups']} groups): {e['energy_mae_without_group_offsets']:.1f}; without a "
+              f"fitted energy per element and state: {e['energy_mae_without_element_shifts']:.1f}")
     if args.json:
         atomic_write_text(args.json, json.dumps(out, indent=1))
     return 0
