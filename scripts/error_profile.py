@@ -12,7 +12,8 @@ With ``--config`` it also splits the energy error: each group of structures with
 composition, charge and multiplicity (one molecule in one state, for molecular data) gets the
 mean energy error of its training-split structures subtracted. What remains is the error that
 no per-group constant explains, the part that follows the forces' errors along the geometry;
-a stage of energy fitting (or longer training) can remove the rest.
+a stage of energy fitting (or longer training) can remove the rest. The training split's own
+energy MAE and force RMSE are printed beside, to tell underfitting from overfitting.
 
     python scripts/error_profile.py xtb-charged-facet-s --config configs/xtb-charged-facet-s.yaml
     python scripts/error_profile.py model.pt --data test.xyz --json profile.json
@@ -160,6 +161,13 @@ def main(argv=None) -> int:
     if args.config:
         train_pairs: dict = {}
         evaluate(model, train, predictions=train_pairs)
+        # The training split's own errors tell underfitting (both high) from overfitting.
+        train_e = _energies(train_pairs, train)
+        out["train"] = {"n_structures": len(train),
+                        "energy_mae": 1000 * float(np.abs(train_e[:, 1] - train_e[:, 0]).mean()),
+                        "forces_rmse": profile(train_pairs["forces"])["rmse"]}
+        print(f"training split: energy MAE {out['train']['energy_mae']:.1f} meV/atom, "
+              f"force RMSE {out['train']['forces_rmse']:.1f} meV/Å")
         out["energy"] = energy_offsets(
             _energies(train_pairs, train), [group_key(f) for f in train],
             _energies(pairs, frames), [group_key(f) for f in frames])
