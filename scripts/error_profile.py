@@ -169,7 +169,7 @@ def main(argv=None) -> int:
         print(f"training split: energy MAE {out['train']['energy_mae']:.1f} meV/atom, "
               f"force RMSE {out['train']['forces_rmse']:.1f} meV/Å")
         out["energy"] = energy_offsets(
-            _energies(train_pairs, train), [group_key(f) for f in train],
+            train_e, [group_key(f) for f in train],
             _energies(pairs, frames), [group_key(f) for f in frames])
         e = out["energy"]
         print(f"energy MAE {e['energy_mae']:.1f} meV/atom; without the mean error of each "
