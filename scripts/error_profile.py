@@ -57,15 +57,21 @@ def profile(pairs: np.ndarray) -> dict:
 
 
 def group_key(frame) -> tuple:
-    """(charge, multiplicity, composition) of a frame; missing charge or spin as None."""
+    """(charge, multiplicity, composition) of a frame; a missing charge or spin takes the
+    default state that the models use (DESIGN §3: charge 0, then the lowest multiplicity)."""
     from mlip.data import keys as K
 
     def scalar(key):
         v = frame.get(key)
         return None if v is None or not np.isfinite(float(np.asarray(v))) else float(np.asarray(v))
 
-    z, counts = np.unique(np.asarray(frame[K.ATOMIC_NUMBERS]), return_counts=True)
-    return scalar(K.CHARGE), scalar(K.SPIN), tuple(zip(z.tolist(), counts.tolist()))
+    numbers = np.asarray(frame[K.ATOMIC_NUMBERS])
+    z, counts = np.unique(numbers, return_counts=True)
+    charge = scalar(K.CHARGE)
+    charge = 0.0 if charge is None else charge
+    spin = scalar(K.SPIN)
+    spin = float(1 + (int(numbers.sum()) - round(charge)) % 2) if spin is None else spin
+    return charge, spin, tuple(zip(z.tolist(), counts.tolist()))
 
 
 def energy_offsets(train_pairs, train_keys, test_pairs, test_keys) -> dict:

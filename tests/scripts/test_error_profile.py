@@ -29,15 +29,18 @@ def test_an_offset_per_group_is_removed_and_the_rest_is_kept():
     script = load_script("error_profile")
     water = {K.ATOMIC_NUMBERS: np.array([8, 1, 1]), K.CHARGE: 0.0, K.SPIN: 1.0}
     cation = {**water, K.CHARGE: 1.0, K.SPIN: 2.0}
-    ammonia = {K.ATOMIC_NUMBERS: np.array([7, 1, 1, 1])}  # no charge or spin given
+    # No charge or spin given: the models' default state, charge 0 and the lowest multiplicity.
+    assert script.group_key({K.ATOMIC_NUMBERS: np.array([8, 1])})[:2] == (0.0, 2.0)
+    assert script.group_key({K.ATOMIC_NUMBERS: np.array([8, 1, 1])}) == script.group_key(water)
+    assert script.group_key({K.ATOMIC_NUMBERS: np.array([8, 1]), K.CHARGE: -1.0})[:2] == (-1.0, 1.0)
+    ammonia = {K.ATOMIC_NUMBERS: np.array([7, 1, 1, 1]), K.CHARGE: -1.0, K.SPIN: 2.0}
     assert script.group_key(water) == (0.0, 1.0, ((1, 2), (8, 1)))
     assert script.group_key(cation) != script.group_key(water)
-    assert script.group_key(ammonia)[:2] == (None, None)
     keys = [script.group_key(f) for f in (water, water, cation, cation)]
     ref = np.array([1.0, 2.0, 3.0, 4.0])
     # Training errors: +0.1 eV/atom for water, -0.2 for the cation, exactly per group.
     train = np.stack([ref, ref + np.array([0.1, 0.1, -0.2, -0.2])], axis=1)
-    # Test: the same offsets plus +-0.01 that no constant removes; ammonia was never trained.
+    # Test: the same offsets plus +-0.01 that no constant removes; the ammonia anion was never trained.
     test_keys = [*keys, script.group_key(ammonia)]
     test_ref = np.array([1.0, 2.0, 3.0, 4.0, 5.0])
     test = np.stack([test_ref, test_ref + np.array([0.11, 0.09, -0.19, -0.21, 0.05])], axis=1)
@@ -50,7 +53,7 @@ def test_an_offset_per_group_is_removed_and_the_rest_is_kept():
     assert np.isclose(out["energy_mae_without_element_shifts"], 1000 * (4 * 0.01 + 0.05) / 5)
     # Two compositions in one state, errors additive over elements (0.3 eV per O and N, 0 per
     # H): the fitted energies per element remove them.
-    neutral_nh3 = {**ammonia, K.CHARGE: 0.0, K.SPIN: 1.0}
+    neutral_nh3 = {K.ATOMIC_NUMBERS: ammonia[K.ATOMIC_NUMBERS], K.CHARGE: 0.0, K.SPIN: 1.0}
     keys2 = [*keys[:2], script.group_key(neutral_nh3), script.group_key(neutral_nh3)]
     train2 = np.stack([ref, ref + np.array([0.1, 0.1, 0.075, 0.075])], axis=1)
     out2 = script.energy_offsets(train2, keys2, train2, keys2)
