@@ -40,7 +40,7 @@ def test_an_offset_per_group_is_removed_and_the_rest_is_kept():
     ref = np.array([1.0, 2.0, 3.0, 4.0])
     # Training errors: +0.1 eV/atom for water, -0.2 for the cation, exactly per group.
     train = np.stack([ref, ref + np.array([0.1, 0.1, -0.2, -0.2])], axis=1)
-    # Test: the same offsets plus +-0.01 that no constant removes; the ammonia anion was never trained.
+    # Test: the same offsets plus +-0.01 that no constant removes; the NH3 anion was never trained.
     test_keys = [*keys, script.group_key(ammonia)]
     test_ref = np.array([1.0, 2.0, 3.0, 4.0, 5.0])
     test = np.stack([test_ref, test_ref + np.array([0.11, 0.09, -0.19, -0.21, 0.05])], axis=1)
