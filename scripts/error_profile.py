@@ -59,7 +59,10 @@ def profile(pairs: np.ndarray) -> dict:
 def group_key(frame) -> tuple:
     """(charge, multiplicity, composition) of a frame; a missing charge or spin takes the
     default state that the models use (DESIGN §3: charge 0, then the lowest multiplicity)."""
+    import torch
+
     from mlip.data import keys as K
+    from mlip.nn.charge_spin import lowest_multiplicity
 
     def scalar(key):
         v = frame.get(key)
@@ -70,7 +73,8 @@ def group_key(frame) -> tuple:
     charge = scalar(K.CHARGE)
     charge = 0.0 if charge is None else charge
     spin = scalar(K.SPIN)
-    spin = float(1 + (int(numbers.sum()) - round(charge)) % 2) if spin is None else spin
+    if spin is None:
+        spin = float(lowest_multiplicity(torch.tensor(int(numbers.sum()) - round(charge))))
     return charge, spin, tuple(zip(z.tolist(), counts.tolist()))
 
 
