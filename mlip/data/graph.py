@@ -13,7 +13,7 @@ import torch
 
 from . import keys as K
 from .neighbors import neighbor_list
-from .validate import StructureError, check_distances, check_frame
+from .validate import StructureError, check_distances, check_frame, lowest_multiplicity
 
 
 def voigt_to_matrix(stress) -> np.ndarray:
@@ -215,8 +215,8 @@ def _with_charge_spin(graphs: list[dict]) -> list[dict]:
             device = g[K.POSITIONS].device
             charge = g.setdefault(K.CHARGE, torch.zeros(1, dtype=torch.float64, device=device))
             electrons = int(g[K.ATOMIC_NUMBERS].sum()) - round(float(charge[0]))
-            g.setdefault(K.SPIN, torch.tensor([1.0 + electrons % 2], dtype=torch.float64,
-                                              device=device))
+            g.setdefault(K.SPIN, torch.tensor([float(lowest_multiplicity(electrons))],
+                                              dtype=torch.float64, device=device))
         out.append(g)
     return out
 

@@ -20,6 +20,7 @@ from . import keys as K
 from .graph import batch_graphs, frame_to_graph
 from .hdf5 import HDF5Dataset
 from .neighbors import neighbor_list
+from .validate import lowest_multiplicity
 
 log = logging.getLogger("mlip.data")
 
@@ -271,7 +272,8 @@ def fit_e0(frames: Iterable[dict]) -> dict[int, float]:
 def _default_state(frame: dict) -> bool:
     charge = float(frame.get(K.CHARGE, 0.0))
     electrons = int(np.asarray(frame[K.ATOMIC_NUMBERS]).sum()) - round(charge)
-    return charge == 0 and float(frame.get(K.SPIN, 1 + electrons % 2)) == 1 + electrons % 2
+    lowest = lowest_multiplicity(electrons)
+    return charge == 0 and float(frame.get(K.SPIN, lowest)) == lowest
 
 
 def e0_from_isolated(frames: Iterable[dict]) -> dict[int, float]:

@@ -104,6 +104,12 @@ def check_charge_spin(frame: dict, name: str | None = None) -> None:
         )
 
 
+def lowest_multiplicity(electrons):
+    """The default multiplicity of DESIGN §3: 1 for an even electron count, 2 for an odd one
+    (an int, or an integer tensor elementwise)."""
+    return 1 + electrons % 2
+
+
 def check_distances(pos, cell, edge_index, shift, min_distance=MIN_DISTANCE, where="structure"):
     """Refuse a pair closer than ``min_distance`` among the edges of a neighbour list."""
     if not edge_index.shape[1]:

@@ -99,15 +99,18 @@ class Potential(nn.Module):
         """Whether the model reads total charge and spin multiplicity (OMol25-style data)."""
         return self.electronic is not None
 
-    def _electronic_energy(self, graph, out):
+    def _electronic_energy(self, graph, out, edge_vec):
         """The charge-state term of a conditioned model; a plain one warns once about a
         charged or high-spin structure, whose charge and spin it cannot see."""
         if self.electronic is not None:
-            return out + self.electronic.energy(graph, self.species(graph), out.dtype)
+            sender, receiver = graph[K.EDGE_INDEX]
+            edges = (torch.linalg.norm(edge_vec, dim=-1), sender, receiver)
+            return out + self.electronic.energy(graph, self.species(graph), out.dtype, edges)
         if not getattr(self, "_warned_ignored_charge", False) and (
             K.CHARGE in graph or K.SPIN in graph
         ):
-            from ..nn.charge_spin import charge_and_spin, electron_counts, lowest_multiplicity
+            from ..data.validate import lowest_multiplicity
+            from ..nn.charge_spin import charge_and_spin, electron_counts
 
             charge, spin = charge_and_spin(graph)
             lowest = lowest_multiplicity(electron_counts(graph) - charge.round().long())
@@ -178,7 +181,7 @@ class Potential(nn.Module):
         receivers = graph[K.EDGE_INDEX][1]
         has_edge = torch.zeros_like(out, dtype=torch.bool).index_fill(0, receivers, True)
         out = torch.where(has_edge, out, torch.zeros_like(out))
-        out = self._electronic_energy(graph, out)
+        out = self._electronic_energy(graph, out, edge_vec)
         # Energies are accumulated in float64 whatever the model dtype: E0 dominates them.
         e0 = self.e0[graph[K.ATOMIC_NUMBERS]]
         node_energy = self.scale * out.to(torch.float64) + e0
@@ -232,7 +235,7 @@ class Potential(nn.Module):
         }
         if self.electronic is not None:
             # The reference is each element's lone neutral atom in its default state.
-            from ..nn.charge_spin import lowest_multiplicity
+            from ..data.validate import lowest_multiplicity
 
             lonely[K.CHARGE] = torch.zeros(n, dtype=torch.float64, device=out.device)
             lonely[K.SPIN] = lowest_multiplicity(z).to(torch.float64)

@@ -14,7 +14,7 @@ import torch
 from torch import nn
 
 from ..data import keys as K
-from ..nn.charge_spin import ElectronicEmbedding
+from ..nn.charge_spin import build_electronic
 from ..nn.interaction import (
     INTERACTIONS,
     MESSAGE_NORMS,
@@ -60,7 +60,7 @@ class EquivariantPotential(Potential):
         avg_num_neighbors: float = 10.0,
         message_norm: str = "component",
         pair_repulsion: bool = False,
-        charge_spin: bool = False,
+        charge_spin: bool | str = False,
     ):
         super().__init__(cutoff, list(elements), dtype, pair_repulsion)
         for key, value, allowed in [("interaction", interaction, INTERACTIONS),
@@ -94,8 +94,8 @@ class EquivariantPotential(Potential):
                        "num_knots": num_knots, "hidden": radial_hidden},
         }
         self.embedding = nn.Embedding(len(self.elements), self.channels[0])
-        if charge_spin:
-            self.electronic = ElectronicEmbedding(len(self.elements), self.channels[0], cutoff)
+        self.electronic = build_electronic(
+            charge_spin, len(self.elements), self.channels[0], cutoff)
         scalars_only = (self.channels[0],) + (0,) * self.lmax
         self.layers = nn.ModuleList(
             Layer(self.lmax, scalars_only if t == 0 else self.channels, self.channels, conv, hp)
@@ -121,7 +121,8 @@ class EquivariantPotential(Potential):
         species = self.species(graph)
         h[:, 0, :] = self.embedding(species).to(edge_vec.dtype)
         if self.electronic is not None:  # scalars: charge and spin cannot break equivariance
-            h[:, 0, :] += self.electronic.node_features(graph, species, r, receiver, h.dtype)
+            h[:, 0, :] += self.electronic.node_features(
+                graph, species, r, sender, receiver, h.dtype)
         out = edge_vec.new_zeros(n)
         inv_avg = self.inv_avg_num_neighbors.to(h.dtype)
         for layer, readout in zip(self.layers, self.readouts):

@@ -21,7 +21,7 @@ from torch import nn
 
 from ..data import keys as K
 from ..nn.attention import NeighbourhoodAttention, Neighbourhoods
-from ..nn.charge_spin import ElectronicEmbedding
+from ..nn.charge_spin import build_electronic
 from ..nn.radial import BesselBasis, PolynomialEnvelope
 from .base import Potential
 from .canonical import Canonicalizer
@@ -123,7 +123,7 @@ class TransformerPotential(Potential):
         canonical: dict | None = None,
         direct_forces: bool = False,
         pair_repulsion: bool = False,
-        charge_spin: bool = False,
+        charge_spin: bool | str = False,
     ):
         super().__init__(cutoff, list(elements), dtype, pair_repulsion)
         self.dim, self.num_heads = int(dim), int(num_heads)
@@ -145,8 +145,7 @@ class TransformerPotential(Potential):
             nn.Linear(edge_in, edge_dim), nn.SiLU(), nn.Linear(edge_dim, edge_dim)
         )
         self.embedding = nn.Embedding(len(self.elements), self.dim)
-        if charge_spin:
-            self.electronic = ElectronicEmbedding(len(self.elements), self.dim, cutoff)
+        self.electronic = build_electronic(charge_spin, len(self.elements), self.dim, cutoff)
         self.order = OrderParameters(order_parameters) if order_parameters else None
         self.order_in = nn.Linear(order_parameters, self.dim, bias=False) if order_parameters \
             else None
@@ -183,7 +182,7 @@ class TransformerPotential(Potential):
         species = self.species(graph)
         h = self.embedding(species).to(edge_vec.dtype)
         if self.electronic is not None:
-            h = h + self.electronic.node_features(graph, species, r, receiver, h.dtype)
+            h = h + self.electronic.node_features(graph, species, r, sender, receiver, h.dtype)
         if self.order is not None:
             h = h + self.order_in(self.order(edge_vec, envelope, receiver, n))
         hoods = Neighbourhoods.from_receivers(receiver, n)

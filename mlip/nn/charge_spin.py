@@ -2,8 +2,14 @@
 
 The structure's charge Q (in e) and multiplicity 2S+1 are spread over its atoms as in SpookyNet's
 electronic embedding: each atom takes a share of Q and of the 2S unpaired electrons, by a softmax
-over the structure's atoms of a learned per-element logit, so the shares sum to Q and 2S exactly
-and a charge spreads thinner over a larger system. Each atom's pair of shares then enters twice:
+over the structure's atoms of a learned logit, so the shares sum to Q and 2S exactly and a charge
+spreads thinner over a larger system. With ``shares="element"`` the logit is one per element, so
+the shares follow the composition only. With ``shares="environment"`` a smooth sum over the
+atom's neighbours (a Bessel basis per element pair) is added to it, so the extra charge or spin
+can move with the geometry, as in charge equilibration: an anion's extra electron sits on
+different fragments at different geometries, and composition-only shares cannot follow it
+(docs/benchmarks/charge-spin.md, "Where the errors sit"). Each atom's pair of shares then
+enters twice:
 
 - as scalar node features added to the element embedding (channels of degree 0 only, so
   rotations cannot see them), gated by the atom's smooth coordination ``c / (1 + c)`` with
@@ -27,7 +33,10 @@ import torch
 from torch import nn
 
 from ..data import keys as K
-from .radial import PolynomialEnvelope
+from ..data.validate import lowest_multiplicity
+from .radial import BesselBasis, PolynomialEnvelope
+
+SHARES = ("element", "environment")
 
 
 def electron_counts(graph: dict[str, torch.Tensor]) -> torch.Tensor:
@@ -35,11 +44,6 @@ def electron_counts(graph: dict[str, torch.Tensor]) -> torch.Tensor:
     n = graph[K.NUM_ATOMS].shape[0]
     z = graph[K.ATOMIC_NUMBERS]
     return torch.zeros(n, dtype=torch.long, device=z.device).index_add(0, graph[K.BATCH], z)
-
-
-def lowest_multiplicity(electrons: torch.Tensor) -> torch.Tensor:
-    """1 for an even electron count, 2 for an odd one."""
-    return 1 + electrons.remainder(2)
 
 
 def charge_and_spin(graph: dict[str, torch.Tensor], warn_owner=None):
@@ -71,18 +75,42 @@ def charge_and_spin(graph: dict[str, torch.Tensor], warn_owner=None):
     return charge, spin.to(torch.float64)
 
 
+def build_electronic(charge_spin, num_species: int, channels: int, cutoff: float):
+    """A family's ``charge_spin`` hyperparameter -> its :class:`ElectronicEmbedding` or None:
+    ``False`` (no conditioning), ``True`` or ``"element"`` (element shares, the checkpoints
+    before environment shares), or ``"environment"``."""
+    if charge_spin is False or charge_spin is None:
+        return None
+    shares = "element" if charge_spin is True else charge_spin
+    if shares not in SHARES:
+        raise ValueError(f"charge_spin must be true, false or one of {SHARES}, got {charge_spin!r}")
+    return ElectronicEmbedding(num_species, channels, cutoff, shares=shares)
+
+
 class ElectronicEmbedding(nn.Module):
     """Charge and spin shares per atom -> node features ``(N, channels)`` and energies ``(N,)``.
 
-    The shares depend on the composition only (not on positions), so they carry no force; the
-    features' coordination gate does, and is conservative like any other input.
+    With ``shares="element"`` the shares depend on the composition only, so they carry no
+    force; the features' coordination gate does, and is conservative like any other input.
+    With ``shares="environment"`` they depend on the neighbours too and carry forces as well.
     """
 
-    def __init__(self, num_species: int, channels: int, cutoff: float, hidden: int = 32):
+    def __init__(self, num_species: int, channels: int, cutoff: float, hidden: int = 32,
+                 shares: str = "element", num_basis: int = 8):
         super().__init__()
+        if shares not in SHARES:
+            raise ValueError(f"charge and spin shares must be one of {SHARES}, got {shares!r}")
+        self.num_species = num_species
         # Two logits per element: its share of the charge, and of the unpaired electrons.
         self.logits = nn.Embedding(num_species, 2)
         nn.init.zeros_(self.logits.weight)  # equal shares to begin with
+        self.pair_logits = self.basis = None
+        if shares == "environment":
+            # Per (receiver, sender) element pair, Bessel weights for both logits; zero to begin
+            # with, so training starts from the element shares.
+            self.basis = BesselBasis(cutoff, num_basis)
+            self.pair_logits = nn.Embedding(num_species * num_species, 2 * num_basis)
+            nn.init.zeros_(self.pair_logits.weight)
         self.features = nn.Sequential(
             nn.Linear(2, hidden), nn.SiLU(), nn.Linear(hidden, channels)
         )
@@ -92,31 +120,41 @@ class ElectronicEmbedding(nn.Module):
         )
         self.envelope = PolynomialEnvelope(cutoff)
 
-    def shares(self, graph, species, dtype):
+    def shares(self, graph, species, dtype, edges=None):
         """Per-atom (charge, unpaired electrons) ``(N, 2)`` of the structure's state, less those
         of its default state: each column sums over a structure's atoms to that structure's
-        (charge, unpaired electrons beyond the neutral lowest multiplicity)."""
+        (charge, unpaired electrons beyond the neutral lowest multiplicity).
+
+        ``edges``: ``(r, sender, receiver)``, which environment shares need."""
         charge, spin = charge_and_spin(graph, warn_owner=self)
         batch = graph[K.BATCH]
         n_structures = charge.shape[0]
         logits = self.logits(species).to(dtype)
+        if self.pair_logits is not None:
+            if edges is None:
+                raise ValueError("environment charge shares need the edges (r, sender, receiver)")
+            r, sender, receiver = edges
+            w = self.pair_logits(species[receiver] * self.num_species + species[sender])
+            w = w.to(dtype).view(-1, 2, self.basis.num_basis)
+            per_edge = (w * self.basis(r.to(dtype))[:, None, :]).sum(-1)
+            logits = logits.index_add(0, receiver, per_edge)
         index = batch[:, None].expand(-1, 2)
         top = torch.full((n_structures, 2), float("-inf"), dtype=dtype, device=logits.device)
         top = top.scatter_reduce(0, index, logits.detach(), "amax")
         weight = (logits - top[batch]).exp()
         total = torch.zeros_like(top).index_add(0, batch, weight)
         share = weight / total[batch]
-        unpaired = spin - 1 - (electron_counts(graph) % 2).to(spin.dtype)
+        unpaired = spin - lowest_multiplicity(electron_counts(graph)).to(spin.dtype)
         return share * torch.stack([charge, unpaired], -1).to(dtype)[batch]
 
-    def node_features(self, graph, species, r, receiver, dtype):
-        x = self.shares(graph, species, dtype)
+    def node_features(self, graph, species, r, sender, receiver, dtype):
+        x = self.shares(graph, species, dtype, (r, sender, receiver))
         coordination = r.new_zeros(species.shape[0]).index_add(0, receiver, self.envelope(r))
         gate = coordination / (1 + coordination)
         return gate[:, None] * (self.features(x) - self.features(torch.zeros_like(x)))
 
-    def energy(self, graph, species, dtype):
-        x = self.shares(graph, species, dtype)
+    def energy(self, graph, species, dtype, edges=None):
+        x = self.shares(graph, species, dtype, edges)
         emb = self.species_energy(species).to(dtype)
         delta = self.energy_net(torch.cat([emb, x], -1)) - self.energy_net(
             torch.cat([emb, torch.zeros_like(x)], -1)

@@ -12,6 +12,7 @@ from ase import Atoms
 
 from ..data import keys as K
 from ..data.graph import atoms_to_frame, batch_graphs, frame_to_graph
+from ..data.validate import lowest_multiplicity
 from ..inference import run_batch
 from .structures import random_rotation
 
@@ -172,8 +173,8 @@ def extensivity_error(model, atoms: Atoms, tol=None) -> float:
     if "charge" in atoms.info:
         big.info["charge"] = 8 * atoms.info["charge"]
     if "spin" in atoms.info:
-        lowest_unpaired = int(atoms.numbers.sum()) % 2
-        big.info["spin"] = 8 * (atoms.info["spin"] - 1 - lowest_unpaired) + 1
+        lowest = lowest_multiplicity(int(atoms.numbers.sum()))
+        big.info["spin"] = 8 * (atoms.info["spin"] - lowest) + 1
     a, b = evaluate(model, [atoms, big])
     errs = [
         _rel(b["energy"], 8 * a["energy"]),

@@ -43,9 +43,10 @@ class PotentialContract:
     #: False for models that learn equivariance: their rotation error is asserted to exceed the
     #: exact tolerance, and that of the same model frame-averaged to be within it
     exact_equivariance: bool = True
-    #: True for models built with charge_spin: the checks run on charged, open-shell structures
-    #: (locality stays on neutral ones: a total charge is shared over the whole structure)
-    charge_spin: bool = False
+    #: The charge_spin hyperparameter (True, "element" or "environment") for models built with
+    #: it: the checks run on charged, open-shell structures (locality stays on neutral ones: a
+    #: total charge is shared over the whole structure)
+    charge_spin: bool | str = False
     tolerances = TOLERANCES
 
     @pytest.fixture(scope="class", params=["float64", "float32"])
@@ -61,11 +62,17 @@ class PotentialContract:
         torch.manual_seed(0)
         hp = {"cutoff": 3.5, "elements": cls.elements, **cls.hyperparameters, "dtype": dtype}
         if cls.charge_spin:
-            hp["charge_spin"] = True
+            hp["charge_spin"] = cls.charge_spin
         model = build_model(cls.model_name, **hp).eval()
-        # Non-trivial E0 and scale, so the checks see them.
+        # Non-trivial E0, scale and charge shares (zero logits at first), so the checks see them.
         model.set_e0({z: -1.5 * z for z in cls.elements})
         model.set_scale(1.7)
+        electronic = getattr(getattr(model, "inner", model), "electronic", None)
+        if electronic is not None:
+            with torch.no_grad():
+                for table in (electronic.logits, electronic.pair_logits):
+                    if table is not None:
+                        table.weight.normal_(0.0, 0.5)
         return model
 
     @pytest.fixture(scope="class")

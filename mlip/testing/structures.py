@@ -5,6 +5,8 @@ from __future__ import annotations
 import numpy as np
 from ase import Atoms
 
+from ..data.validate import lowest_multiplicity
+
 
 def random_positions(rng, n, cell, min_dist=1.2, pbc=True):
     """Uniform positions in ``cell`` at least ``min_dist`` apart (minimum image if periodic)."""
@@ -74,7 +76,7 @@ def with_charge_spin(atoms: Atoms, charge: int, unpaired_extra: int = 0) -> Atom
     out = atoms.copy()
     electrons = int(atoms.numbers.sum()) - charge
     out.info["charge"] = charge
-    out.info["spin"] = 1 + electrons % 2 + 2 * unpaired_extra
+    out.info["spin"] = lowest_multiplicity(electrons) + 2 * unpaired_extra
     return out
 
 

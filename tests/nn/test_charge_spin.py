@@ -29,6 +29,14 @@ class TestChargedEquivariant(PotentialContract):
     charge_spin = True
 
 
+class TestChargedEquivariantEnvironment(PotentialContract):
+    """Environment shares: the charge moves with the geometry, and carries forces."""
+
+    model_name = "equivariant"
+    hyperparameters = SMALL_EQ
+    charge_spin = "environment"
+
+
 class TestChargedFrameAveragedTransformer(PotentialContract):
     """The Transformer with conditioning, made exactly equivariant so that rotations assert
     (float64); global frames are not local, as in tests/models/test_transformer.py."""
@@ -59,10 +67,15 @@ def _model(name, **hp):
     return model
 
 
-@pytest.fixture(scope="module", params=["equivariant", "transformer"])
+@pytest.fixture(scope="module", params=[("equivariant", True), ("transformer", True),
+                                        ("transformer", "environment")])
 def conditioned(request):
-    hp = SMALL_EQ if request.param == "equivariant" else SMALL_TF
-    return _model(request.param, charge_spin=True, **hp)
+    name, shares = request.param
+    model = _model(name, charge_spin=shares, **(SMALL_EQ if name == "equivariant" else SMALL_TF))
+    if shares == "environment":
+        with torch.no_grad():
+            model.electronic.pair_logits.weight.normal_()
+    return model
 
 
 @pytest.fixture(scope="module")
