@@ -3,10 +3,12 @@ carry, how it grows with the reference force, and how much of the energy error i
 per molecule and charge state.
 
 A force RMSE is a mean of squares, so a few badly fitted atoms (a bond breaking, a hot anion
-shedding its extra electron) can dominate it. This reports, on a config's fixed test split
-(or on labelled files), the share of the squared force error carried by the worst 0.1%, 1%
-and 5% of atoms and the RMSE without them, and the RMSE per bin of the reference force's
-magnitude.
+shedding its extra electron) can dominate it. This reports, on a config's fixed test (or
+validation) split or on labelled files, the share of the squared force error carried by the
+worst 0.1%, 1% and 5% of atoms and the RMSE without them, and the RMSE per bin of the
+reference force's magnitude. Per structure: the share of the squared force error that the
+worst structures carry, the RMSE without them, and the force RMSE and energy MAE per (charge,
+multiplicity).
 
 With ``--config`` it also splits the energy error: each group of structures with the same
 composition, charge and multiplicity (one molecule in one state, for molecular data) gets the
@@ -16,6 +18,8 @@ a stage of energy fitting (or longer training) can remove the rest. The training
 energy MAE and force RMSE are printed beside, to tell underfitting from overfitting.
 
     python scripts/error_profile.py xtb-charged-facet-s --config configs/xtb-charged-facet-s.yaml
+    python scripts/error_profile.py xtb-charged-facet-s --config configs/xtb-charged-facet-s.yaml \
+        --split valid
     python scripts/error_profile.py model.pt --data test.xyz --json profile.json
 """
 
@@ -28,6 +32,7 @@ import numpy as np
 
 BINS = (0.0, 1.0, 3.0, 6.0, np.inf)  # |F_ref|, eV/Å
 SHARES = (0.001, 0.01, 0.05)
+WORST_STRUCTURES = (1, 5, 10, 20)
 
 
 def profile(pairs: np.ndarray) -> dict:
@@ -56,13 +61,65 @@ def profile(pairs: np.ndarray) -> dict:
     return out
 
 
+def by_structure(pairs: dict, frames) -> dict:
+    """The force and energy errors per structure of an evaluation of ``frames`` (in their
+    order): how much of the squared force error the worst structures carry, which they are,
+    and the errors per (charge, multiplicity) state. meV/Å and meV/atom."""
+    from mlip.data import keys as K
+
+    f = pairs["forces"]
+    sizes = np.array([3 * len(frame[K.ATOMIC_NUMBERS]) for frame in frames])
+    if sizes.sum() != len(f):
+        raise SystemExit("every structure needs reference forces for the per-structure profile")
+    ends = np.cumsum(sizes)
+    se = np.array([((b[:, 1] - b[:, 0]) ** 2).sum() for b in np.split(f, ends[:-1])])
+    order = np.argsort(se)[::-1]
+    keys = [group_key(frame) for frame in frames]
+    energy = pairs.get("energy")
+    out: dict = {"n_structures": len(frames), "worst_share": [], "worst": [], "by_state": []}
+    for k in WORST_STRUCTURES:
+        if k < len(frames):
+            rest = order[k:]
+            out["worst_share"].append({
+                "structures": k, "share_of_squared_error": float(se[order[:k]].sum() / se.sum()),
+                "rmse_without_them": 1000 * float(np.sqrt(se[rest].sum() / sizes[rest].sum()))})
+    for i in order[:10]:
+        block = f[ends[i] - sizes[i]:ends[i]]
+        out["worst"].append({
+            "name": str(frames[i].get("name", i)), "charge": keys[i][0], "spin": keys[i][1],
+            "share_of_squared_error": float(se[i] / se.sum()),
+            "force_rmse": 1000 * float(np.sqrt(se[i] / sizes[i])),
+            "max_reference_force": float(np.abs(block[:, 0]).max()),
+            "energy_error": None if energy is None else 1000 * float(energy[i, 1] - energy[i, 0])})
+    for state in sorted({k[:2] for k in keys}):
+        m = np.array([k[:2] == state for k in keys])
+        row = {"charge": state[0], "spin": state[1], "n_structures": int(m.sum()),
+               "force_rmse": 1000 * float(np.sqrt(se[m].sum() / sizes[m].sum()))}
+        if energy is not None:
+            row["energy_mae"] = 1000 * float(np.abs(energy[m, 1] - energy[m, 0]).mean())
+        out["by_state"].append(row)
+    return out
+
+
+def _print_structures(out: dict) -> None:
+    for row in out["worst_share"]:
+        print(f"worst {row['structures']} of {out['n_structures']} structures: "
+              f"{100 * row['share_of_squared_error']:.1f}% of the squared force error; RMSE "
+              f"without them {row['rmse_without_them']:.1f} meV/Å")
+    for row in out["worst"][:5]:
+        print(f"  {row['name']} ({row['charge']:+g}/{row['spin']:g}): force RMSE "
+              f"{row['force_rmse']:.0f} meV/Å, max |F_ref| {row['max_reference_force']:.1f} eV/Å")
+    for row in out["by_state"]:
+        e = f", energy MAE {row['energy_mae']:.1f} meV/atom" if "energy_mae" in row else ""
+        print(f"state {row['charge']:+g}/{row['spin']:g}: {row['n_structures']} structures, "
+              f"force RMSE {row['force_rmse']:.1f} meV/Å{e}")
+
+
 def group_key(frame) -> tuple:
     """(charge, multiplicity, composition) of a frame; a missing charge or spin takes the
     default state that the models use (DESIGN §3: charge 0, then the lowest multiplicity)."""
-    import torch
-
     from mlip.data import keys as K
-    from mlip.nn.charge_spin import lowest_multiplicity
+    from mlip.data.validate import lowest_multiplicity
 
     def scalar(key):
         v = frame.get(key)
@@ -74,7 +131,7 @@ def group_key(frame) -> tuple:
     charge = 0.0 if charge is None else charge
     spin = scalar(K.SPIN)
     if spin is None:
-        spin = float(lowest_multiplicity(torch.tensor(int(numbers.sum()) - round(charge))))
+        spin = float(lowest_multiplicity(int(numbers.sum()) - round(charge)))
     return charge, spin, tuple(zip(z.tolist(), counts.tolist()))
 
 
@@ -135,8 +192,10 @@ def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("model", help="checkpoint or pretrained name")
     src = p.add_mutually_exclusive_group(required=True)
-    src.add_argument("--config", help="training config: its fixed test split")
+    src.add_argument("--config", help="training config: its fixed test split, or --split valid")
     src.add_argument("--data", nargs="+", help="labelled structure files")
+    p.add_argument("--split", choices=("test", "valid"), default="test",
+                   help="with --config: the held-out split to profile (default test)")
     p.add_argument("--json", help="also write the profile here")
     args = p.parse_args(argv)
 
@@ -149,9 +208,10 @@ def main(argv=None) -> int:
 
     model = load_model(args.model)
     if args.config:
-        train, _, frames = split_data(load_config(args.config))
+        train, valid, test = split_data(load_config(args.config))
+        frames = valid if args.split == "valid" else test
         if frames is None:
-            raise SystemExit(f"{args.config} has no test split (data.test or test_fraction)")
+            raise SystemExit(f"{args.config} has no {args.split} split")
     else:
         frames = [f for path in args.data for f in read_frames(path)]
     pairs: dict = {}
@@ -168,6 +228,8 @@ def main(argv=None) -> int:
         hi = f"{row['to']:g}" if row["to"] is not None else "inf"
         rmse = f"{row['rmse']:.1f}" if row["rmse"] is not None else "-"
         print(f"|F_ref| {row['from']:g}-{hi} eV/Å: {row['n_atoms']} atoms, RMSE {rmse} meV/Å")
+    out["structures"] = by_structure(pairs, frames)
+    _print_structures(out["structures"])
     if args.config:
         train_pairs: dict = {}
         fit = evaluate(model, train, predictions=train_pairs)

@@ -59,3 +59,29 @@ def test_an_offset_per_group_is_removed_and_the_rest_is_kept():
     out2 = script.energy_offsets(train2, keys2, train2, keys2)
     assert out2["energy_mae"] > 80
     assert np.isclose(out2["energy_mae_without_element_shifts"], 0.0, atol=1e-9)
+
+
+def test_the_worst_structure_and_the_errors_per_state():
+    from mlip.data import keys as K
+
+    script = load_script("error_profile")
+    water = {K.ATOMIC_NUMBERS: np.array([8, 1, 1]), K.CHARGE: 0.0, K.SPIN: 1.0, "name": "w"}
+    anion = {K.ATOMIC_NUMBERS: np.array([8, 1]), K.CHARGE: -1.0, K.SPIN: 1.0, "name": "oh-"}
+    frames = [water, water, anion] * 4  # 12 structures, the OH- anions the bad ones
+    ref = np.concatenate([np.full(3 * len(f[K.ATOMIC_NUMBERS]), 1.0) for f in frames])
+    err = np.concatenate([np.full(3 * len(f[K.ATOMIC_NUMBERS]), 0.5 if f is anion else 0.01)
+                          for f in frames])
+    energy = np.stack([np.zeros(12), np.where([f is anion for f in frames], 0.004, 0.001)], 1)
+    out = script.by_structure({"forces": np.stack([ref, ref + err], 1), "energy": energy}, frames)
+    se_water, se_anion = 9 * 0.01**2, 6 * 0.5**2
+    share1 = out["worst_share"][0]
+    assert share1["structures"] == 1
+    assert np.isclose(share1["share_of_squared_error"], se_anion / (8 * se_water + 4 * se_anion))
+    assert np.isclose(out["worst_share"][1]["rmse_without_them"],  # the 4 anions and 1 water
+                      1000 * np.sqrt(7 * se_water / 63))
+    assert [w["name"] for w in out["worst"][:4]] == ["oh-"] * 4
+    assert out["worst"][0]["charge"] == -1.0 and np.isclose(out["worst"][0]["force_rmse"], 500)
+    states = {(r["charge"], r["spin"]): r for r in out["by_state"]}
+    assert states[(-1.0, 1.0)]["n_structures"] == 4
+    assert np.isclose(states[(0.0, 1.0)]["force_rmse"], 10.0)
+    assert np.isclose(states[(-1.0, 1.0)]["energy_mae"], 4.0)
