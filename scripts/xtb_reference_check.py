@@ -79,7 +79,7 @@ def main(argv=None) -> int:
     from mlip.train.prepare import split_data
 
     worst = json.load(open(args.profile))["structures"]["worst"]
-    train, valid, test = split_data(load_config(args.config))
+    _, valid, test = split_data(load_config(args.config))
     split = {str(f.get("name")): f for f in (valid if args.split == "valid" else test)}
     missing = [w["name"] for w in worst if w["name"] not in split]
     if missing:

@@ -7,9 +7,9 @@ spreads thinner over a larger system. With ``shares="element"`` the logit is one
 the shares follow the composition only. With ``shares="environment"`` a smooth sum over the
 atom's neighbours (a Bessel basis per element pair) is added to it, so the extra charge or spin
 can move with the geometry, as in charge equilibration: an anion's extra electron sits on
-different fragments at different geometries, and composition-only shares cannot follow it
-(docs/benchmarks/charge-spin.md, "Where the errors sit"). Each atom's pair of shares then
-enters twice:
+different fragments at different geometries, which composition-only shares cannot follow
+(measured on the xTB example in docs/benchmarks/charge-spin.md: no clear gain there). Each
+atom's pair of shares then enters twice:
 
 - as scalar node features added to the element embedding (channels of degree 0 only, so
   rotations cannot see them), gated by the atom's smooth coordination ``c / (1 + c)`` with
@@ -82,8 +82,6 @@ def build_electronic(charge_spin, num_species: int, channels: int, cutoff: float
     if charge_spin is False or charge_spin is None:
         return None
     shares = "element" if charge_spin is True else charge_spin
-    if shares not in SHARES:
-        raise ValueError(f"charge_spin must be true, false or one of {SHARES}, got {charge_spin!r}")
     return ElectronicEmbedding(num_species, channels, cutoff, shares=shares)
 
 
