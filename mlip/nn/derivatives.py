@@ -24,9 +24,24 @@ def strain_inputs(positions, cell, batch, forces: bool, stress: bool):
         return leaf, leaf, cell, None
     strain = torch.zeros(cell.shape[0], 3, 3, dtype=cell.dtype, device=cell.device)
     strain.requires_grad_(True)
+    return (leaf, *apply_strain(leaf, cell, batch, strain), strain)
+
+
+def apply_strain(positions, cell, batch, strain):
+    """Positions and cells under the symmetric part of ``strain (B, 3, 3)``, per structure."""
     sym = 0.5 * (strain + strain.transpose(1, 2))
-    strained = leaf + torch.einsum("ni,nij->nj", leaf, sym[batch])
-    return leaf, strained, cell + torch.bmm(cell, sym), strain
+    strained = positions + torch.einsum("ni,nij->nj", positions, sym[batch])
+    return strained, cell + torch.bmm(cell, sym)
+
+
+def stress_from_strain_derivative(d_strain, cell):
+    """``(1/V) dE/d(strain)`` (ASE's sign) for the unstrained ``cell``; zero without a volume."""
+    volume = torch.linalg.det(cell).abs()
+    # Open structures have no volume: their stress is reported as zero, never as inf.
+    ok = volume > 1e-12
+    safe = torch.where(ok, volume, torch.ones_like(volume))
+    stress = d_strain / safe[:, None, None]
+    return torch.where(ok[:, None, None], stress, torch.zeros_like(stress))
 
 
 def energy_derivatives(energy, leaf, strain, cell, forces: bool, create_graph: bool) -> dict:
@@ -39,10 +54,5 @@ def energy_derivatives(energy, leaf, strain, cell, forces: bool, create_graph: b
     if forces:
         out[K.FORCES] = -grads[0]
     if strain is not None:
-        volume = torch.linalg.det(cell).abs()
-        # Open structures have no volume: their stress is reported as zero, never as inf.
-        ok = volume > 1e-12
-        safe = torch.where(ok, volume, torch.ones_like(volume))
-        stress = grads[1] / safe[:, None, None]
-        out[K.STRESS] = torch.where(ok[:, None, None], stress, torch.zeros_like(stress))
+        out[K.STRESS] = stress_from_strain_derivative(grads[1], cell)
     return out

@@ -22,7 +22,7 @@ from .config import ConfigError, TrainConfig
 # Settings a resumed run may change; any other difference from the saved config is an error.
 RESUMABLE_CHANGES = {"run.run_dir", "run.epochs", "run.max_time", "run.patience", "run.device",
                      "run.log_every", "run.tensorboard", "run.checkpoint_every", "data.workers",
-                     "run.kernels"}
+                     "run.kernels", "run.compile"}
 
 
 def rng_state() -> dict:

@@ -92,6 +92,9 @@ class RunConfig:
     device: str = "auto"  # "auto", "cpu", "cuda", "cuda:1", ...
     bf16: bool = False  # bf16 autocast of the forward pass; GPU only
     kernels: Literal["auto", "torch", "triton", "compile"] = "auto"  # mlip.kernels backend
+    # Trace energy and forces into one graph and torch.compile it with its backward
+    # (mlip/train/compiled.py): 1.4x faster CPU steps after a one-off compile of minutes.
+    compile: bool = False
     run_dir: str = "runs/default"
     log_every: int = 10  # steps between log lines when not on a terminal
     checkpoint_every: int = 0  # steps between last.pt saves; 0 = at the end of each epoch only
@@ -271,8 +274,12 @@ def validate(config: TrainConfig) -> TrainConfig:
     if r.kernels == "compile":
         # Found by running it: AOT autograd refuses the second backward that force training does.
         raise ConfigError("run.kernels 'compile' cannot train: torch.compile does not support the "
-                          "double backward that training on forces needs; use 'auto', 'torch' or "
-                          "'triton' ('compile' is for inference: model.set_kernel_backend)")
+                          "double backward that training on forces needs; set run.compile: true "
+                          "instead, which traces the forces into the graph first ('compile' "
+                          "kernels are for inference: model.set_kernel_backend)")
+    if r.compile and r.bf16:
+        raise ConfigError("run.compile and run.bf16 together are not supported: bf16 autocast "
+                          "is not traced into the compiled graph")
     for section, e0 in (("data.e0", d.e0), ("finetune.e0", f.e0)):
         if isinstance(e0, dict):
             for z, v in e0.items():

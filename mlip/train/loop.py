@@ -37,6 +37,7 @@ from .checkpoint import (
     save_checkpoint,
     set_rng_state,
 )
+from .compiled import CompiledPotential
 from .config import ConfigError, TrainConfig, as_config, save_config
 from .ema import EMA
 from .equivariance import SymmetryObjective
@@ -102,6 +103,8 @@ class Trainer:
             model, self.prep = new_model(c, train)
         self.model = model.to(ctx.device)
         self.model.set_kernel_backend(c.run.kernels)
+        # The training forward, traced and compiled on first use (validation stays eager).
+        self.forward = CompiledPotential(self.model) if c.run.compile else self.model
         self.symmetry = SymmetryObjective(c.equivariance, self.model,
                                           c.run.seed).to(ctx.device)
         # Everything the optimizer updates: the potential, then TransIP's phi when it is used.
@@ -201,7 +204,8 @@ class Trainer:
         graph = self.symmetry.prepare(to(batch, self.ctx.device))
         self.model.train()
         with self._autocast():
-            pred = self.model(graph, compute_forces=True, compute_stress=self._wants_stress(graph))
+            pred = self.forward(graph, compute_forces=True,
+                                compute_stress=self._wants_stress(graph))
         terms = self.loss.terms(pred, graph)
         counts = torch.tensor([float(terms[t][1]) if t in terms else 0.0 for t in TERMS],
                               dtype=torch.float64)
