@@ -106,7 +106,13 @@ class Potential(nn.Module):
             sender, receiver = graph[K.EDGE_INDEX]
             edges = (torch.linalg.norm(edge_vec, dim=-1), sender, receiver)
             return out + self.electronic.energy(graph, self.species(graph), out.dtype, edges)
-        if not getattr(self, "_warned_ignored_charge", False) and (
+        if not getattr(self, "_tracing", False):  # run.compile checks outside the trace
+            self._warn_ignored_charge(graph)
+        return out
+
+    def _warn_ignored_charge(self, graph) -> None:
+        """Once: a model without conditioning was given charged or high-spin structures."""
+        if self.electronic is None and not getattr(self, "_warned_ignored_charge", False) and (
             K.CHARGE in graph or K.SPIN in graph
         ):
             from ..data.validate import lowest_multiplicity
@@ -120,9 +126,8 @@ class Potential(nn.Module):
                     f"this {type(self).__name__} was built without charge/spin conditioning: it "
                     "ignores the total charge and multiplicity of charged or high-spin structures "
                     "(build it with charge_spin=True to use them)",
-                    stacklevel=3,
+                    stacklevel=4,
                 )
-        return out
 
     def set_e0(self, e0: dict[int, float]) -> None:
         for z, value in e0.items():

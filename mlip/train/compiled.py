@@ -64,6 +64,8 @@ class CompiledPotential:
         if entry is None:
             entry = self._graphs[key] = self._build(keys, tensors, params, buffers,
                                                     compute_forces, compute_stress)
+        # The eager check the trace leaves out (it branches on the charges' values).
+        self.model._warn_ignored_charge(graph)
         fn, out_keys = entry
         return dict(zip(out_keys, fn(params, buffers, *tensors)))
 
@@ -88,6 +90,7 @@ class CompiledPotential:
         start = time.perf_counter()
         detached = {k: v.detach() for k, v in params.items()}
         try:
+            model._tracing = True
             with fx_config.patch(use_duck_shape=False):
                 traced = make_fx(potential, tracing_mode="symbolic")(detached, buffers, *tensors)
         except Exception as err:  # a data-dependent branch, an op make_fx cannot trace, ...
@@ -95,6 +98,8 @@ class CompiledPotential:
                 f"run.compile: {type(model).__name__} could not be traced into one graph "
                 f"({type(err).__name__}: {str(err).splitlines()[0] if str(err) else ''}); "
                 "train it without run.compile") from err
+        finally:
+            model._tracing = False
         log.info("run.compile: traced %s (%d ops) in %.1f s; compiling on first use",
                  type(model).__name__, len(traced.graph.nodes), time.perf_counter() - start)
         if self.backend == "none":  # the traced graph itself (for tests)

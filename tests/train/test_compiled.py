@@ -97,6 +97,35 @@ def test_stress_of_periodic_batches(tmp_path):
     assert len(compiled._graphs) == 1
 
 
+def _charged_batch():
+    rng = np.random.default_rng(0)
+    frames = []
+    for name, charge, spin in [("H2O", 1, 2), ("CH4", 0, 1), ("NH3", -1, 2), ("CH3OH", 0, 1)]:
+        atoms = ase.build.molecule(name)
+        atoms.positions += rng.normal(scale=0.05, size=atoms.positions.shape)
+        atoms.info.update(charge=charge, spin=spin)
+        frames.append(atoms)
+    return batch_graphs([from_ase(a, cutoff=4.0) for a in frames])
+
+
+@pytest.mark.parametrize("charge_spin", [True, False])
+def test_charged_batches_with_and_without_conditioning(charge_spin, recwarn):
+    def build():
+        torch.manual_seed(0)
+        return mlip.build_model("equivariant", elements=[1, 6, 7, 8], lmax=1, channels=4,
+                                num_layers=2, charge_spin=charge_spin).train()
+
+    model = build()
+    _assert_same(model, CompiledPotential(model, backend="none"), _charged_batch())
+    # Without conditioning the model warns once that it ignores the charges; the compiled
+    # call checks outside the trace, so it warns too when it comes first.
+    ignored = [w for w in recwarn if "ignores the total charge" in str(w.message)]
+    assert len(ignored) == (0 if charge_spin else 1)
+    if not charge_spin:
+        with pytest.warns(UserWarning, match="ignores the total charge"):
+            CompiledPotential(build(), backend="none")(_charged_batch())
+
+
 def test_an_untraceable_model_is_refused_by_name(model, monkeypatch):
     inner = model.atomic_output
 
