@@ -61,13 +61,19 @@ class CompiledPotential:
         params = dict(self.model.named_parameters())
         buffers = dict(self.model.named_buffers())
         entry = self._graphs.get(key)
-        if entry is None:
+        first = entry is None
+        if first:
+            start = time.perf_counter()
             entry = self._graphs[key] = self._build(keys, tensors, params, buffers,
                                                     compute_forces, compute_stress)
         # The eager check the trace leaves out (it branches on the charges' values).
         self.model._warn_ignored_charge(graph)
         fn, out_keys = entry
-        return dict(zip(out_keys, fn(params, buffers, *tensors)))
+        out = dict(zip(out_keys, fn(params, buffers, *tensors)))
+        if first:  # the compile is minutes of silence otherwise
+            log.info("run.compile: graph %d traced, its forward compiled and run in %.0f s",
+                     len(self._graphs), time.perf_counter() - start)
+        return out
 
     def _build(self, keys, tensors, params, buffers, compute_forces, compute_stress):
         from torch.fx.experimental import _config as fx_config
