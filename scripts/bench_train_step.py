@@ -17,6 +17,7 @@ the one-off trace and compile time.
 from __future__ import annotations
 
 import argparse
+import itertools
 import json
 import os
 import platform
@@ -55,11 +56,10 @@ def worker(args) -> dict:
         from mlip.train.compiled import CompiledPotential
 
         forward = CompiledPotential(model)
-    calls = [0]
+    batches = itertools.cycle(graphs)
 
     def step():
-        out = forward(graphs[calls[0] % len(graphs)])
-        calls[0] += 1
+        out = forward(next(batches))
         loss = out["energy"].pow(2).sum() + out["forces"].pow(2).sum()
         loss.backward()
 

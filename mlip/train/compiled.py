@@ -2,15 +2,13 @@
 
 torch.compile cannot compile force training as it stands: the model calls ``autograd.grad``
 with ``create_graph`` for the forces, and AOT autograd refuses to differentiate through a
-graph that itself ran a backward. Tracing the potential with ``make_fx`` first turns that
-inner backward into ordinary aten ops: one graph from (parameters, buffers, graph tensors) to
-(energy, forces, stress). That graph is differentiable like any other, so torch.compile (AOT
-autograd and inductor) compiles it and its backward to the parameters, fusing the many small
-elementwise ops of the edge and grid tensors that dominate a CPU step
-(docs/benchmarks/performance.md has the numbers).
-
-The forces come from ``torch.func.grad`` of the energy, not from the forward's own
-``autograd.grad``: traced by make_fx, the latter gives a graph whose parameter derivatives
+graph that itself ran a backward. Here the potential is traced with ``make_fx`` instead, its
+forces (and stress) taken by ``torch.func.grad`` of the energy, which the trace records as
+ordinary aten ops: one graph from (parameters, buffers, graph tensors) to (energy, forces,
+stress). That graph is differentiable like any other, so torch.compile (AOT autograd and
+inductor) compiles it and its backward to the parameters, fusing the many small elementwise
+ops of the edge and grid tensors that dominate a CPU step (docs/benchmarks/performance.md).
+Tracing the forward's own ``autograd.grad`` instead gives a graph whose parameter derivatives
 are slightly wrong (see ``_conservative``).
 
 The trace uses symbolic sizes, so one graph serves every batch of the same layout. Sizes 0

@@ -87,7 +87,7 @@ def test_parameter_updates_reach_the_compiled_graph():
     _assert_same(model, compiled, graph)
 
 
-def test_stress_of_periodic_batches(tmp_path):
+def test_stress_of_periodic_batches():
     torch.manual_seed(0)
     model = mlip.build_model("equivariant", elements=[29], lmax=1, channels=4, num_layers=1,
                              pair_repulsion=True).train()
