@@ -54,12 +54,16 @@ class _DegenerateSafeEigh(torch.autograd.Function):
     which is how the frames below use the eigenvectors (``torch.linalg.eigh`` would give NaN).
     """
 
+    # forward and setup_context apart: the form torch.func transforms need (run.compile
+    # takes the forces by torch.func.grad).
     @staticmethod
-    def forward(ctx, c, tol):
-        values, vectors = torch.linalg.eigh(c)
-        ctx.save_for_backward(values, vectors)
-        ctx.tol = tol
-        return values, vectors
+    def forward(c, tol):
+        return torch.linalg.eigh(c)
+
+    @staticmethod
+    def setup_context(ctx, inputs, output):
+        ctx.save_for_backward(*output)
+        ctx.tol = inputs[1]
 
     @staticmethod
     def backward(ctx, g_values, g_vectors):

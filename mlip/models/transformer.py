@@ -20,7 +20,7 @@ from e3nn import o3
 from torch import nn
 
 from ..data import keys as K
-from ..nn.attention import NeighbourhoodAttention, Neighbourhoods
+from ..nn.attention import NeighbourhoodAttention
 from ..nn.charge_spin import build_electronic
 from ..nn.radial import BesselBasis, PolynomialEnvelope
 from .base import Potential
@@ -67,9 +67,8 @@ class TransformerLayer(nn.Module):
             nn.Linear(dim, ffn_factor * dim), nn.SiLU(), nn.Linear(ffn_factor * dim, dim)
         )
 
-    def forward(self, h, edge_feat, envelope, sender, hoods, double_backward):
-        h = h + self.attention(self.norm_attn(h), edge_feat, envelope, sender, hoods,
-                               double_backward)
+    def forward(self, h, edge_feat, envelope, sender, receiver):
+        h = h + self.attention(self.norm_attn(h), edge_feat, envelope, sender, receiver)
         return h + self.ffn(self.norm_ffn(h))
 
 
@@ -185,11 +184,8 @@ class TransformerPotential(Potential):
             h = h + self.electronic.node_features(graph, species, r, sender, receiver, h.dtype)
         if self.order is not None:
             h = h + self.order_in(self.order(edge_vec, envelope, receiver, n))
-        hoods = Neighbourhoods.from_receivers(receiver, n)
-        # Conservative training differentiates forces: attention needs a double backward.
-        double_backward = self.training and self.conservative and torch.is_grad_enabled()
         for layer in self.layers:
-            h = layer(h, edge_feat, envelope, sender, hoods, double_backward)
+            h = layer(h, edge_feat, envelope, sender, receiver)
         return h, edge_feat, envelope
 
     def atomic_output(self, graph, edge_vec):

@@ -15,7 +15,7 @@ from mlip.data import keys as K
 from mlip.data.graph import batch_graphs, from_ase
 from mlip.models import equivariance_training as ET
 from mlip.models.frame_averaging import FrameAveraged, _DegenerateSafeEigh, cube_group
-from mlip.nn.attention import Neighbourhoods
+from mlip.nn.attention import segment_attention
 from mlip.testing import contract as C
 from mlip.testing.equivariance import equivariance_error
 from mlip.testing.mixin import TOLERANCES, PotentialContract
@@ -84,14 +84,28 @@ def test_raw_transformer_is_not_equivariant(raw, structures):
         assert C.rotation_error(raw, atoms) > 1e-4
 
 
-def test_neighbourhood_slots_and_lonely_atoms():
-    receiver = torch.tensor([2, 0, 2, 2, 0])
-    hoods = Neighbourhoods.from_receivers(receiver, num_nodes=4)
-    assert hoods.width == 4  # three neighbours of atom 2, plus its own slot
-    assert sorted(zip(receiver.tolist(), hoods.slot.tolist())) == [
-        (0, 1), (0, 2), (2, 1), (2, 2), (2, 3)]
-    padded = hoods.pad(torch.zeros(4), torch.ones(5), fill=-1.0)
-    assert padded.tolist() == [[0, 1, 1, -1], [0, -1, -1, -1], [0, 1, 1, 1], [0, -1, -1, -1]]
+def test_segment_attention_is_a_softmax_over_each_neighbourhood():
+    # Against a per-atom loop: atom 3 has no neighbours (it attends to itself only), and logits
+    # of +-500 would overflow exp() without the per-row shift.
+    torch.manual_seed(0)
+    receiver = torch.tensor([2, 0, 2, 2, 0, 1])
+    n, e, heads, d = 4, 6, 2, 3
+    q, k_self, v_self = (torch.randn(n, heads, d, dtype=torch.float64) for _ in range(3))
+    k_edge, v_edge = (torch.randn(e, heads, d, dtype=torch.float64) for _ in range(2))
+    self_bias = torch.randn(n, heads, dtype=torch.float64)
+    edge_bias = torch.randn(e, heads, dtype=torch.float64)
+    edge_bias[1:3] += torch.tensor([[500.0], [-500.0]], dtype=torch.float64)
+    out = segment_attention(q, k_self, v_self, k_edge, v_edge, self_bias, edge_bias, receiver)
+    for i in range(n):
+        mine = (receiver == i).nonzero().flatten()
+        keys = torch.cat([k_self[i : i + 1], k_edge[mine]])  # (1 + k, H, d)
+        values = torch.cat([v_self[i : i + 1], v_edge[mine]])
+        logits = (q[i] * keys).sum(-1) / d**0.5 + torch.cat([self_bias[i : i + 1],
+                                                             edge_bias[mine]])
+        weights = torch.softmax(logits, dim=0)  # over the neighbourhood, per head
+        torch.testing.assert_close(out[i], (weights[..., None] * values).sum(0))
+    assert torch.isfinite(out).all()
+    torch.testing.assert_close(out[3], v_self[3])
 
 
 @pytest.mark.parametrize("dtype", ["float32", "float64"])

@@ -126,6 +126,40 @@ def test_charged_batches_with_and_without_conditioning(charge_spin, recwarn):
             CompiledPotential(build(), backend="none")(_charged_batch())
 
 
+def _transformer(**extra):
+    torch.manual_seed(0)
+    return mlip.build_model("transformer", elements=[1, 6, 7, 8], dim=16, num_heads=2,
+                            num_layers=2, edge_dim=8, order_parameters=2, **extra).train()
+
+
+@pytest.mark.parametrize("extra", [{}, {"symmetry": "canonical", "canonical": {"penalty": 0.1}},
+                                   {"charge_spin": True}],
+                         ids=["plain", "canonical", "charge-spin"])
+def test_transformers_trace_into_one_graph(extra):
+    # The neighbour attention is a softmax over edge segments: no width taken from the data.
+    model = _transformer(**extra)
+    compiled = CompiledPotential(model, backend="none")
+    for graph in (_acac_batch(0, 3), _acac_batch(10, 2)):
+        _assert_same(model, compiled, graph)
+    assert len(compiled._graphs) == 1
+    if extra.get("charge_spin"):
+        _assert_same(model, compiled, _charged_batch())
+    if extra.get("symmetry") == "canonical":  # the frame report the auxiliary loss reads
+        graph = _acac_batch(0, 3)
+        torch.testing.assert_close(model.auxiliary_losses(compiled(graph))["frame"],
+                                   model.auxiliary_losses(model(graph))["frame"])
+
+
+def test_frame_averaging_is_refused_by_name():
+    # Its frames depend on the covariance's eigenvalues (generic, axial or isotropic), a
+    # branch on values per structure.
+    from mlip.models.frame_averaging import FrameAveraged
+
+    model = FrameAveraged(_transformer()).train()
+    with pytest.raises(ConfigError, match="FrameAveraged could not be traced"):
+        CompiledPotential(model, backend="none")(_acac_batch(0, 2))
+
+
 def test_an_untraceable_model_is_refused_by_name(model, monkeypatch):
     inner = model.atomic_output
 
