@@ -13,6 +13,8 @@
 #   5. bench_inference  scripts/bench_inference.py --device cuda                  (50 s)
 #   6. bench_conv    scripts/bench_kernels.py --skip-model: Gaunt-grid conv vs CG vs e3nn vs
 #                    cuEquivariance, l_max 1..6 x C 64..256, time and memory       (150 s)
+#   7. compile       pytest -m gpu tests/train/test_compiled.py: run.compile's inductor
+#                    (Triton) graphs on CUDA against eager, both families   (what is left)
 #
 # Each step runs under min(its timeout, the budget left); the budget is 470 s in all.
 # Results go to OUTDIR (default $OUT if set, else ./gpu_check_out): per step NAME.log (all
@@ -127,6 +129,7 @@ if [ $DRY -eq 1 ]; then
   step 5_bench_inference 300 "${BI[@]}" --sizes 108 --repeats 1 --models facet-s
   step 6_bench_conv 300 "$PY" scripts/bench_kernels.py --dry-run --skip-model \
     --contenders cuequivariance
+  step 7_compile 300 "${PYTEST[@]}" -q --collect-only -m gpu tests/train/test_compiled.py
 else
   # Correctness first, then the owed numbers; the long convolution sweep last (its rows are
   # printed as they come, so a timeout keeps those done). pytest -v logs each test as it
@@ -147,6 +150,9 @@ else
     skip 5_bench_inference "scripts/bench_inference.py has no --device option"
   fi
   step 6_bench_conv 150 "$PY" scripts/bench_kernels.py --skip-model --repeats 5
+  # last: inductor compiles for a minute or more; a timeout loses only this step
+  step 7_compile 150 "${PYTEST[@]}" -v -m gpu tests/train/test_compiled.py \
+    --junitxml="$OUTDIR/7_compile.xml"
 fi
 # md_step writes md_step.md/json; the report reads it as the step's markdown
 [ -f "$OUTDIR/md_step.md" ] && cp "$OUTDIR/md_step.md" "$OUTDIR/3_md_step.md"

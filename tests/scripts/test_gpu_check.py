@@ -27,6 +27,7 @@ def test_dry_run_starts_every_step(tmp_path):
         "4_bench_model",
         "5_bench_inference",
         "6_bench_conv",
+        "7_compile",
     ]
     assert set(status.values()) == {"ok"} and summary["dry_run"] is True
     md = json.loads((tmp_path / "md_step.json").read_text())
