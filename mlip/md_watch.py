@@ -223,12 +223,16 @@ def _merge(parts: list[dict]) -> dict[str, list]:
     return out
 
 
-def analyse(log_path, trajectories, min_distance: float = 0.5, keep_series: bool = False) -> dict:
+def analyse(log_path, trajectories, min_distance: float = 0.5, keep_series: bool = False,
+            max_temperature: float | None = None) -> dict:
     """Energy conservation and stability of a run from its log and trajectory: drift (slope of
     a least-squares line through E_tot(t), meV/atom/ps), largest excursion, temperature range,
     closest approach, when the bond graph changed (reported only: a proton may hop), when
     the structure fragmented and, for periodic runs, the density. ``stable`` is False for
-    fragments or atoms below ``min_distance``.
+    fragments, atoms below ``min_distance`` or a temperature above ``max_temperature``: by
+    default the watchdog's limit for a target at the log's median temperature (a run that
+    overheated in its last steps, which the watchdog then stopped, has its median near the
+    target).
 
     ``trajectories``: a trajectory, or the consecutive parts of one run in order, each a
     trajectory or a JSON file of :func:`frame_series` (a part carried from an earlier session).
@@ -260,6 +264,11 @@ def analyse(log_path, trajectories, min_distance: float = 0.5, keep_series: bool
     changed_at = next((k for k, same in enumerate(kept) if not same), None)
     broke_at = next((k for k, n in enumerate(pieces) if n != pieces[0]), None)
     closest = float(min(series["closest"]))
+    overheated_at, t_limit = None, None
+    if "t" in log:
+        t_limit = float(max_temperature or default_max_temperature(np.median(log["t"])))
+        hot = np.flatnonzero(log["t"] > t_limit)
+        overheated_at = float(time_ps[hot[0]]) if hot.size else None
     report = {
         "n_atoms": n_atoms,
         "n_frames": len(series["md_step"]),
@@ -273,7 +282,9 @@ def analyse(log_path, trajectories, min_distance: float = 0.5, keep_series: bool
         "closest_approach": closest,
         "bond_graph_changed_at_frame": changed_at,
         "fragmented_at_frame": broke_at,
-        "stable": broke_at is None and closest >= min_distance,
+        "temperature_limit": t_limit,
+        "overheated_at_ps": overheated_at,
+        "stable": broke_at is None and closest >= min_distance and overheated_at is None,
     }
     if series["density"]:
         rho, half = np.asarray(series["density"]), len(series["density"]) // 2

@@ -8,8 +8,10 @@ reports what a practitioner checks before trusting a potential in production MD:
 - the temperature range;
 - fragmentation: the number of connected pieces of the bond graph (covalent radii x 1.5); a
   molecule that falls apart, or atoms that come closer than ``--min-distance``, mark the run
-  unstable. Changes of the bond graph itself (covalent radii x 1.2) are reported but do not
-  count against the run: acac's enol proton may legitimately hop between its two oxygens.
+  unstable, as does a temperature above ``--max-temperature`` (by default the limit of the
+  watchdog that stops ``mlip md``). Changes of the bond graph itself (covalent radii x 1.2)
+  are reported but do not count against the run: acac's enol proton may legitimately hop
+  between its two oxygens.
 
     mlip md runs/acac-facet-s-long/best.pt datasets/acac/test_MD_300K.xyz --index 0 \\
         --ensemble nve --temperature 300 --timestep 0.5 --steps 20000 --interval 20 \\
@@ -43,12 +45,16 @@ def main(argv=None) -> int:
     parser.add_argument("trajectory", nargs="+",
                         help="the run's trajectory or its parts in order (.traj, --series .json)")
     parser.add_argument("--min-distance", type=float, default=0.5, help="Å (default 0.5)")
+    parser.add_argument("--max-temperature", type=float,
+                        help="K; the run is unstable above it (default: mlip md's watchdog limit, "
+                        "max(5 x the median temperature, 2000 K))")
     parser.add_argument("--json", help="also write the report here")
     parser.add_argument("--series", help="also write the per-frame series (JSON) here")
     parser.add_argument("--restart-frames", help="also write the last trajectory's first and "
                         "last frames here (.traj), to continue the run from")
     args = parser.parse_args(argv)
-    report = analyse(args.log, args.trajectory, args.min_distance, keep_series=bool(args.series))
+    report = analyse(args.log, args.trajectory, args.min_distance, keep_series=bool(args.series),
+                     max_temperature=args.max_temperature)
     series = report.pop("series", None)
     if args.series:
         atomic_write_text(args.series, json.dumps(series))

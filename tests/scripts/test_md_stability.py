@@ -11,7 +11,7 @@ def _module():
     return load_script("md_stability")
 
 
-def _write_run(tmp_path, drift_ev_per_ps, fly_away=False, n=21):
+def _write_run(tmp_path, drift_ev_per_ps, fly_away=False, n=21, last_temperature=300.0):
     start = ase.io.read(ACAC / "train_300K.xyz", index=0)
     rng = np.random.default_rng(0)
     frames, times = [], np.linspace(0.0, 1.0, n)
@@ -27,10 +27,10 @@ def _write_run(tmp_path, drift_ev_per_ps, fly_away=False, n=21):
     ase.io.write(tmp_path / "md.traj", frames)
     with open(tmp_path / "md.log", "w") as f:
         f.write("Time[ps]      Etot[eV]     Epot[eV]     Ekin[eV]    T[K]\n")
-        for t, a in zip(times, frames):
-            ekin = a.get_kinetic_energy()
+        for k, (t, a) in enumerate(zip(times, frames)):
+            ekin, temp = a.get_kinetic_energy(), (last_temperature if k == n - 1 else 300.0)
             f.write(f"{t:.4f} {a.get_potential_energy() + ekin:.4f} "
-                    f"{a.get_potential_energy():.4f} {ekin:.4f} {300.0:.1f}\n")
+                    f"{a.get_potential_energy():.4f} {ekin:.4f} {temp:.1f}\n")
     return tmp_path / "md.log", tmp_path / "md.traj"
 
 
@@ -48,6 +48,18 @@ def test_an_atom_leaving_marks_the_run_unstable(tmp_path):
     assert not report["stable"] and report["fragmented_at_frame"] == 10
     assert module.main([str(log), str(traj), "--json", str(tmp_path / "r.json")]) == 1
     assert (tmp_path / "r.json").exists()
+
+
+def test_a_run_that_overheated_at_its_end_is_unstable(tmp_path):
+    # A run the watchdog stopped for its temperature: every frame intact, the last one hot.
+    log, traj = _write_run(tmp_path, drift_ev_per_ps=0.0, last_temperature=3164.0)
+    module = _module()
+    report = module.analyse(log, traj)
+    assert report["temperature_limit"] == 2000.0  # max(5 x the median 300 K, 2000 K)
+    assert report["overheated_at_ps"] == 1.0 and not report["stable"]
+    assert report["fragmented_at_frame"] is None
+    assert module.main([str(log), str(traj), "--max-temperature", "4000"]) == 0
+    assert module.main([str(log), str(traj)]) == 1
 
 
 def _periodic_run(tmp_path, n=12):
