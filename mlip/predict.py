@@ -11,30 +11,11 @@ import torch
 
 from ._io import atomic_path
 from .data import keys as K
-from .data.graph import frame_to_graph, input_frame
+from .data.graph import frame_to_atoms, frame_to_graph, input_frame
 from .data.readers import DataError, read_frames
 from .inference import ase_results, run_batch
 
 log = logging.getLogger("mlip.predict")
-
-
-def _atoms(frame: dict, result: dict):
-    from ase import Atoms
-    from ase.calculators.singlepoint import SinglePointCalculator
-
-    atoms = Atoms(
-        numbers=frame[K.ATOMIC_NUMBERS],
-        positions=frame[K.POSITIONS],
-        cell=frame[K.CELL],
-        pbc=frame[K.PBC],
-    )
-    if "name" in frame:
-        atoms.info["name"] = str(frame["name"])
-    for key in (K.CHARGE, K.SPIN):
-        if key in frame:
-            atoms.info[key] = float(frame[key])
-    atoms.calc = SinglePointCalculator(atoms, **result)
-    return atoms
 
 
 class _Batcher:
@@ -131,7 +112,7 @@ def predict_files(
                 if isinstance(result, Exception):
                     failed.append(f"{frame.get('name', '?')}: {result}")
                     continue
-                ase.io.write(f, _atoms(frame, result), format="extxyz")
+                ase.io.write(f, frame_to_atoms(input_frame(frame), result), format="extxyz")
                 n_written += 1
                 bar.update(1)
 

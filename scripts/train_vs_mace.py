@@ -42,6 +42,7 @@ from pathlib import Path
 
 from ase.io import read
 
+from mlip.data import frame_to_atoms
 from mlip.data import keys as K
 from mlip.train.checkpoint import atomic_write_text
 from mlip.train.config import load_config
@@ -74,7 +75,6 @@ def mlip_command(args, out: Path) -> list[str]:
 
 def write_split(config_path: Path, out: Path) -> tuple[Path, Path, bool]:
     """The config's own train+valid and test frames as extxyz for MACE; whether any has stress."""
-    from ase import Atoms
     from ase.io import write
 
     train, valid, test = split_data(load_config(config_path))
@@ -82,12 +82,7 @@ def write_split(config_path: Path, out: Path) -> tuple[Path, Path, bool]:
 
     def atoms(frame):
         nonlocal stress
-        a = Atoms(
-            numbers=frame[K.ATOMIC_NUMBERS],
-            positions=frame[K.POSITIONS],
-            cell=frame[K.CELL],
-            pbc=frame[K.PBC],
-        )
+        a = frame_to_atoms(frame, results={})  # MACE reads its targets under REF_ names
         a.info["REF_energy"] = float(frame[K.ENERGY])
         a.arrays["REF_forces"] = frame[K.FORCES]
         if K.STRESS in frame:

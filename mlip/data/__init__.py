@@ -4,6 +4,7 @@ from . import keys
 from .graph import (
     atoms_to_frame,
     batch_graphs,
+    frame_to_atoms,
     frame_to_graph,
     from_ase,
     from_pymatgen,
@@ -23,6 +24,7 @@ __all__ = [
     "keys",
     "atoms_to_frame",
     "batch_graphs",
+    "frame_to_atoms",
     "frame_to_graph",
     "from_ase",
     "from_pymatgen",

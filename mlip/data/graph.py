@@ -65,6 +65,38 @@ def atoms_to_frame(atoms, name: str | None = None) -> dict:
     return frame
 
 
+def frame_to_atoms(frame: dict, results: dict | None = None):
+    """A frame as an ASE ``Atoms``, the inverse of :func:`atoms_to_frame`: charge, spin and
+    name in ``info``, tags, ``fixed`` as a ``FixAtoms`` constraint, and ``results`` (default:
+    the frame's own targets, ASE's names and Voigt stress) on a single-point calculator."""
+    from ase import Atoms
+    from ase.calculators.singlepoint import SinglePointCalculator
+    from ase.constraints import FixAtoms
+
+    atoms = Atoms(numbers=frame[K.ATOMIC_NUMBERS], positions=frame[K.POSITIONS],
+                  cell=frame[K.CELL], pbc=frame[K.PBC])
+    if "name" in frame:
+        atoms.info["name"] = str(frame["name"])
+    for key in (K.CHARGE, K.SPIN):
+        if key in frame:
+            atoms.info[key] = float(frame[key])
+    if K.TAGS in frame:
+        atoms.set_tags(np.asarray(frame[K.TAGS]))
+    if K.FIXED in frame and np.any(frame[K.FIXED]):
+        atoms.set_constraint(FixAtoms(mask=np.asarray(frame[K.FIXED], dtype=bool)))
+    if results is None:
+        results = {}
+        if K.ENERGY in frame:
+            results["energy"] = float(frame[K.ENERGY])
+        if K.FORCES in frame:
+            results["forces"] = np.asarray(frame[K.FORCES])
+        if K.STRESS in frame:
+            results["stress"] = matrix_to_voigt(np.asarray(frame[K.STRESS]))
+    if results:
+        atoms.calc = SinglePointCalculator(atoms, **results)
+    return atoms
+
+
 def input_frame(frame: dict) -> dict:
     """The frame without its targets: what a model may see when it predicts."""
     return {k: v for k, v in frame.items() if k in K.INPUTS or k == "name"}

@@ -8,7 +8,15 @@ from ase.build import bulk, fcc111, molecule
 from ase.calculators.singlepoint import SinglePointCalculator
 from ase.constraints import FixAtoms
 
-from mlip.data import atoms_to_frame, batch_graphs, from_ase, from_pymatgen, to, unbatch
+from mlip.data import (
+    atoms_to_frame,
+    batch_graphs,
+    frame_to_atoms,
+    from_ase,
+    from_pymatgen,
+    to,
+    unbatch,
+)
 from mlip.data import keys as K
 from mlip.data.graph import input_frame
 
@@ -90,6 +98,30 @@ def test_input_frame_drops_targets():
     atoms.info["charge"] = 0
     frame = input_frame(atoms_to_frame(atoms, name="w"))
     assert set(frame) == {K.POSITIONS, K.ATOMIC_NUMBERS, K.CELL, K.PBC, K.CHARGE, "name"}
+
+
+def test_frame_to_atoms_inverts_atoms_to_frame():
+    slab = fcc111("Cu", (2, 2, 3), vacuum=5.0)
+    slab.set_tags(np.arange(len(slab)) % 3)
+    slab.set_constraint(FixAtoms(indices=[0, 1]))
+    rng = np.random.default_rng(0)
+    stress = rng.normal(size=6)
+    slab.calc = SinglePointCalculator(slab, energy=-3.5, forces=rng.normal(size=(12, 3)),
+                                      stress=stress)
+    slab.info.update(charge=1, spin=2)
+    frame = atoms_to_frame(slab, name="slab")
+    back = frame_to_atoms(frame)
+    assert back.info == {"name": "slab", "charge": 1.0, "spin": 2.0}
+    np.testing.assert_array_equal(back.get_tags(), slab.get_tags())
+    np.testing.assert_array_equal(back.constraints[0].get_indices(), [0, 1])
+    np.testing.assert_allclose(back.calc.results["stress"], stress, rtol=0, atol=1e-15)
+    again = atoms_to_frame(back)
+    assert set(again) == set(frame)
+    for key, value in frame.items():
+        np.testing.assert_array_equal(again[key], value, err_msg=key)
+    # Given results replace the frame's targets: predictions, or none at all.
+    assert frame_to_atoms(frame, results={}).calc is None
+    assert frame_to_atoms(frame, results={"energy": 2.0}).calc.results == {"energy": 2.0}
 
 
 def test_to_changes_only_float_dtypes():
