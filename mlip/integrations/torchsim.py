@@ -21,6 +21,7 @@ version provides them; without either the model's policy for missing values appl
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Sequence
 
 import numpy as np
@@ -84,6 +85,12 @@ class MLIPModel(ModelInterface):
         self._memory_scales_with = "n_atoms_x_density"  # a radial cutoff
         self.neighbors, self.charge, self.spin = neighbors, charge, spin
         self.supported = self.model.elements.tolist()
+        if not self.model.conservative:
+            if self._compute_stress:
+                raise ValueError("this model predicts forces directly and has no stress "
+                                 "(no energy to strain); build it with compute_stress=False")
+            warnings.warn("this model predicts forces directly (non-conservative): energy is "
+                          "not conserved in MD", stacklevel=2)
 
     def forward(self, state, **kwargs) -> dict[str, torch.Tensor]:
         if isinstance(state, dict):

@@ -93,3 +93,14 @@ def test_a_torch_sim_relaxation_lowers_the_energy(si_fe):
     after = model(final)["energy"]
     assert torch.all(after < before)
     assert not torch.allclose(final.cell, ts.io.atoms_to_state(systems, "cpu", torch.float64).cell)
+
+
+def test_a_direct_force_model_has_no_stress():
+    model = mlip.build_model("transformer-s", elements=[14, 26], cutoff=4.0, dtype="float64",
+                             direct_forces=True)
+    with pytest.raises(ValueError, match="compute_stress=False"):
+        MLIPModel(model, device="cpu")
+    with pytest.warns(UserWarning, match="non-conservative"):
+        wrapped = MLIPModel(model, device="cpu", compute_stress=False)
+    state = ts.io.atoms_to_state(crystals(), torch.device("cpu"), torch.float64)
+    assert wrapped(state)["forces"].shape == (state.n_atoms, 3)
