@@ -33,6 +33,15 @@ def structure_graph(
     return frame_to_graph(frame, model.cutoff, neighbors, supported=supported)
 
 
+def model_batch(model, graphs: Sequence[dict], device: torch.device | None = None) -> dict:
+    """The graphs as one batch on ``device`` (default: the model's), ready for the model."""
+    # A graph of one structure is already a batch of one: the calculator's path (every MD step)
+    # skips the copy that batching would make.
+    batch = graphs[0] if len(graphs) == 1 else batch_graphs(list(graphs), common_keys=True)
+    device = device if device is not None else next(model.buffers()).device
+    return to_device(batch, device)
+
+
 def run_batch(
     model,
     graphs: Sequence[dict],
@@ -45,11 +54,7 @@ def run_batch(
     directions, computed in the same call when any is (the calculator's and ``predict``'s
     rule); ``True`` computes it for every structure (the contract's strain checks); ``False``
     never."""
-    # A graph of one structure is already a batch of one: the calculator's path (every MD step)
-    # skips the copy that batching would make.
-    batch = graphs[0] if len(graphs) == 1 else batch_graphs(list(graphs), common_keys=True)
-    device = device if device is not None else next(model.buffers()).device
-    batch = to_device(batch, device)
+    batch = model_batch(model, graphs, device)
     periodic = batch[K.PBC].all(dim=1).tolist()
     if stress == "periodic":
         compute, keep = any(periodic), periodic

@@ -37,8 +37,8 @@ except ImportError as err:  # pragma: no cover - only without the optional depen
 
 from ..calculator import _load
 from ..data import keys as K
-from ..data.graph import batch_graphs, frame_to_graph
-from ..data.graph import to as to_device
+from ..data.graph import frame_to_graph
+from ..inference import model_batch
 from ..models.base import resolve_dtype
 
 
@@ -125,7 +125,7 @@ class MLIPModel(ModelInterface):
                 frame[K.SPIN] = spin[b]
             graphs.append(frame_to_graph(frame, self.model.cutoff, self.neighbors,
                                          supported=self.supported))
-        batch = to_device(graphs[0] if n == 1 else batch_graphs(graphs), self._device)
+        batch = model_batch(self.model, graphs, self._device)
         with torch.enable_grad():  # forces and stress are gradients, whatever the caller's mode
             out = self.model(batch, compute_forces=self._compute_forces,
                              compute_stress=self._compute_stress)
